@@ -1,0 +1,124 @@
+"""The audio front end: a WAV file -> log-mel energies every 10 ms -> unsigned integer features.
+
+Shared by golden, training and the CLI, so a model always sees the features it was trained on. Steps, all in
+float64 and deterministic:
+
+1. **Read** with ``soundfile`` (any rate; mono or stereo, mixed to mono by averaging; 8/16/24/32-bit PCM or
+   float), samples in [-1, 1].
+2. **Resample** to ``sample_rate`` with ``scipy.signal.resample_poly`` (polyphase, Kaiser window).
+3. **Frame**: window of ``win_length`` samples every ``hop_length`` samples, starting at sample 0 (causal: frame
+   ``f`` covers samples ``[f*hop, f*hop + win)``); ``F = 1 + (n - win) // hop`` frames, the signal zero-padded to
+   one window when shorter. A Hann window; power spectrum ``|rfft(frame, n_fft)|**2``.
+4. **Mel**: ``n_mels`` triangular filters equally spaced on the HTK mel scale ``2595 log10(1 + f/700)``
+   between ``fmin_hz`` and ``fmax_hz``; energies in dB: ``10 log10(mel + 1e-10)``.
+5. **Quantize** causally against a running reference level (an automatic gain control with instant attack)::
+
+       ref[f] = max(peak[f], ref[f-1] - release_db, floor_db)      with peak[f] = max over bands of dB[f]
+       q[f, b] = clip(floor((dB[f, b] - ref[f] + range_db) * L / range_db), 0, L),   L = 2**feature_bits - 1
+
+   So a band at the reference level gives ``L`` and anything ``range_db`` or more below it gives 0 (no event).
+   Unlike normalising each utterance to its own peak, this needs no look-ahead.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+import soundfile
+
+from .params import FrontEndParams
+
+__all__ = ["AudioError", "read_audio", "resample", "log_mel", "quantize", "features", "features_from_file",
+           "mel_filterbank"]
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used; the message names the file and the problem."""
+
+
+def read_audio(path) -> tuple[np.ndarray, int]:
+    """Samples (float64 in [-1, 1], mono) and the sample rate of an audio file."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file {path} does not exist")
+    try:
+        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise AudioError(f"{path} is not a readable audio file (expected WAV PCM): {e}") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path} holds no samples")
+    return data.mean(axis=1), int(rate)
+
+
+def resample(x: np.ndarray, rate_from: int, rate_to: int) -> np.ndarray:
+    if rate_from == rate_to:
+        return np.asarray(x, dtype=np.float64)
+    g = math.gcd(rate_from, rate_to)
+    return scipy.signal.resample_poly(np.asarray(x, dtype=np.float64), rate_to // g, rate_from // g)
+
+
+def _hz_to_mel(f):
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(m):
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=16)
+def _filterbank(sample_rate, n_fft, n_mels, fmin, fmax) -> np.ndarray:
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    fb = np.zeros((n_mels, len(bins)))
+    for m in range(n_mels):
+        lo, mid, hi = edges[m], edges[m + 1], edges[m + 2]
+        up = (bins - lo) / (mid - lo)
+        down = (hi - bins) / (hi - mid)
+        fb[m] = np.maximum(0.0, np.minimum(up, down))
+    fb.setflags(write=False)
+    return fb
+
+
+def mel_filterbank(p: FrontEndParams) -> np.ndarray:
+    """The (n_mels, n_fft // 2 + 1) triangular filterbank."""
+    return _filterbank(p.sample_rate, p.n_fft, p.n_mels, p.fmin_hz, p.fmax_hz)
+
+
+def log_mel(x: np.ndarray, p: FrontEndParams) -> np.ndarray:
+    """Log-mel energies in dB, shape (F, n_mels), of samples ``x`` already at ``p.sample_rate``."""
+    win, hop = p.win_length, p.hop_length
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < win:
+        x = np.concatenate([x, np.zeros(win - len(x))])
+    n = 1 + (len(x) - win) // hop
+    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
+    frames = x[idx] * scipy.signal.get_window("hann", win, fftbins=True)[None, :]
+    power = np.abs(np.fft.rfft(frames, n=p.n_fft, axis=1)) ** 2
+    return 10.0 * np.log10(power @ mel_filterbank(p).T + 1e-10)
+
+
+def quantize(db: np.ndarray, p: FrontEndParams) -> np.ndarray:
+    """Causal quantization of dB energies (F, n_mels) to integers in 0 .. 2**feature_bits - 1 (see above)."""
+    levels = (1 << p.feature_bits) - 1
+    peak = db.max(axis=1)
+    ref = np.empty_like(peak)
+    r = -np.inf
+    for f, pk in enumerate(peak):
+        r = max(pk, r - p.release_db, p.floor_db)
+        ref[f] = r
+    q = np.floor((db - ref[:, None] + p.range_db) * (levels / p.range_db))
+    return np.clip(q, 0, levels).astype(np.int64)
+
+
+def features(x: np.ndarray, rate: int, p: FrontEndParams) -> np.ndarray:
+    """Integer features (F, n_mels) of mono samples ``x`` at ``rate`` Hz."""
+    return quantize(log_mel(resample(x, rate, p.sample_rate), p), p)
+
+
+def features_from_file(path, p: FrontEndParams) -> np.ndarray:
+    """Integer features (F, n_mels) of an audio file."""
+    x, rate = read_audio(path)
+    return features(x, rate, p)

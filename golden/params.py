@@ -1,0 +1,415 @@
+"""Parameters of the network, the audio front end and the hardware: frozen dataclasses, JSON in and out.
+
+Every class has ``validate()``, which raises :class:`ParamError` naming the field and the offending value, and
+returns the object so that ``X(...).validate()`` can be chained. ``to_dict()`` / ``from_dict()`` give the JSON
+form; ``from_dict`` rejects unknown and missing fields.
+
+The one place where the meaning of these numbers (the update order) is written down is
+:mod:`golden.network`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .arith import IntFormat, signed_bits_for
+
+__all__ = [
+    "ParamError", "ResetMode", "LayerParams", "ReadoutParams", "NetworkParams", "FrontEndParams",
+    "HardwareParams", "MAX_TIME_STEPS", "EXACT_LIMIT", "default_network",
+]
+
+#: Most time steps per frame the event mask can carry.
+MAX_TIME_STEPS = 4
+#: Every sum the golden model forms is bounded below this (so float64 matmuls of integers are exact).
+EXACT_LIMIT = 1 << 52
+
+
+class ParamError(ValueError):
+    """A parameter is out of range or of the wrong type; the message names the field and the value."""
+
+
+class ResetMode(str, enum.Enum):
+    """What happens to a neuron's potential after it spikes."""
+
+    SUBTRACT = "subtract"  #: ``v -= threshold``
+    ZERO = "zero"          #: ``v = 0``
+
+
+def _int(name: str, value: Any, lo: int, hi: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ParamError(f"{name} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ParamError(f"{name} must be in {lo}..{hi}, not {value!r}")
+    return value
+
+
+def _num(name: str, value: Any, lo: float, hi: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ParamError(f"{name} must be a finite number, not {value!r}")
+    if not lo <= value <= hi:
+        raise ParamError(f"{name} must be in {lo}..{hi}, not {value!r}")
+    return float(value)
+
+
+class _Json:
+    """JSON round trip for the frozen dataclasses below (nested dataclasses, tuples and enums)."""
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            out[f.name] = _to_json(getattr(self, f.name))
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str | None = None):
+        where = where or cls.__name__
+        if not isinstance(d, dict):
+            raise ParamError(f"{where} must be a JSON object, not {type(d).__name__}")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ParamError(f"{where} has unknown field(s) {unknown}; known: {sorted(names)}")
+        kwargs = {}
+        for name, f in names.items():
+            if name not in d:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise ParamError(f"{where}.{name} is missing")
+                continue
+            kwargs[name] = _from_json(cls._FIELD_TYPES.get(name), d[name], f"{where}.{name}")
+        try:
+            obj = cls(**kwargs)
+        except TypeError as e:  # pragma: no cover - guarded by the checks above
+            raise ParamError(f"{where}: {e}") from None
+        return obj.validate(where)
+
+    _FIELD_TYPES: dict = {}
+
+
+def _to_json(v):
+    if isinstance(v, enum.Enum):
+        return v.value
+    if isinstance(v, _Json):
+        return v.to_dict()
+    if isinstance(v, tuple):
+        return [_to_json(x) for x in v]
+    return v
+
+
+def _from_json(kind, v, where):
+    if kind is None:
+        return v
+    if isinstance(kind, tuple):  # (tuple, element kind)
+        if not isinstance(v, list):
+            raise ParamError(f"{where} must be a JSON list, not {v!r}")
+        return tuple(_from_json(kind[1], x, f"{where}[{i}]") for i, x in enumerate(v))
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        try:
+            return kind(v)
+        except ValueError:
+            raise ParamError(f"{where} must be one of {[m.value for m in kind]}, not {v!r}") from None
+    if isinstance(kind, type) and issubclass(kind, _Json):
+        return kind.from_dict(v, where)
+    return v
+
+
+@dataclass(frozen=True)
+class LayerParams(_Json):
+    """One recurrent layer of leaky integrate-and-fire neurons.
+
+    Parameters
+    ----------
+    size : int
+        Number of neurons ``N``.
+    state_bits : int
+        Width of the signed membrane potential ``v``; it saturates at both ends.
+    threshold : int
+        A neuron spikes when ``v >= threshold`` (after leak and integration). Positive.
+    leak_shift : int
+        ``k`` of :func:`golden.arith.leak`; 0 means no leak.
+    reset : ResetMode
+        ``subtract`` (``v -= threshold``) or ``zero`` (``v = 0``) after a spike.
+    in_shift, rec_shift : int
+        Power-of-two scale of the input and of the recurrent weights: a weight ``w`` adds ``w * payload << shift``.
+    """
+
+    size: int
+    state_bits: int = 16
+    threshold: int = 64
+    leak_shift: int = 3
+    reset: ResetMode = ResetMode.SUBTRACT
+    in_shift: int = 0
+    rec_shift: int = 0
+
+    _FIELD_TYPES = {"reset": ResetMode}
+
+    @property
+    def state_format(self) -> IntFormat:
+        return IntFormat(self.state_bits, True)
+
+    def validate(self, where: str = "layer") -> "LayerParams":
+        _int(f"{where}.size", self.size, 1, 4096)
+        _int(f"{where}.state_bits", self.state_bits, 2, 32)
+        _int(f"{where}.threshold", self.threshold, 1, (1 << (self.state_bits - 1)) - 1)
+        _int(f"{where}.leak_shift", self.leak_shift, 0, self.state_bits - 1)
+        if not isinstance(self.reset, ResetMode):
+            raise ParamError(f"{where}.reset must be one of {[m.value for m in ResetMode]}, not {self.reset!r}")
+        _int(f"{where}.in_shift", self.in_shift, 0, 16)
+        _int(f"{where}.rec_shift", self.rec_shift, 0, 16)
+        return self
+
+
+@dataclass(frozen=True)
+class ReadoutParams(_Json):
+    """The fully connected readout: ``size`` class potentials that integrate (no leak, no spikes).
+
+    Parameters
+    ----------
+    size : int
+        Number of classes ``C``.
+    state_bits : int
+        Width of each signed, saturating class potential ``u``.
+    in_shift : int
+        Power-of-two scale of the readout weights.
+    """
+
+    size: int
+    state_bits: int = 24
+    in_shift: int = 0
+
+    @property
+    def state_format(self) -> IntFormat:
+        return IntFormat(self.state_bits, True)
+
+    def validate(self, where: str = "readout") -> "ReadoutParams":
+        _int(f"{where}.size", self.size, 2, 256)
+        _int(f"{where}.state_bits", self.state_bits, 2, 32)
+        _int(f"{where}.in_shift", self.in_shift, 0, 16)
+        return self
+
+
+@dataclass(frozen=True)
+class NetworkParams(_Json):
+    """Sizes and formats of the whole network: features -> recurrent LIF layers -> integrating readout.
+
+    Parameters
+    ----------
+    n_features : int
+        Features per frame ``F`` (unsigned, ``feature_bits`` wide).
+    feature_bits : int
+        Width of an input feature; it is also the payload width of an input event.
+    time_steps : int
+        ``T``: how many time steps each frame is presented for (1 or 2 in the accelerator; at most
+        ``MAX_TIME_STEPS``).
+    weight_bits : int
+        Width of every signed weight (4 in the accelerator).
+    layers : tuple of LayerParams
+        The recurrent layers, input side first.
+    readout : ReadoutParams
+        The classifier.
+    """
+
+    n_features: int
+    layers: tuple
+    readout: ReadoutParams
+    feature_bits: int = 4
+    time_steps: int = 1
+    weight_bits: int = 4
+
+    _FIELD_TYPES = {"layers": (tuple, LayerParams), "readout": ReadoutParams}
+
+    @property
+    def weight_format(self) -> IntFormat:
+        return IntFormat(self.weight_bits, True)
+
+    @property
+    def feature_format(self) -> IntFormat:
+        return IntFormat(self.feature_bits, False)
+
+    @property
+    def n_classes(self) -> int:
+        return self.readout.size
+
+    def fan_in(self, layer: int) -> int:
+        """Feed-forward inputs of layer ``layer`` (``len(layers)`` is the readout)."""
+        return self.n_features if layer == 0 else self.layers[layer - 1].size
+
+    def acc_bounds(self, layer: int) -> tuple[int, int]:
+        """The exact range of one time step's input sum into layer ``layer`` (``len(layers)``: the readout's
+        per-frame sum), over every possible input and weight. An accumulator this wide never overflows."""
+        wmin, wmax = self.weight_format.min, self.weight_format.max
+        pmax = self.feature_format.max if layer == 0 else 1
+        if layer == len(self.layers):
+            n = self.fan_in(layer) * self.time_steps * (1 << self.readout.in_shift)
+            return wmin * n, wmax * n
+        lp = self.layers[layer]
+        ff = self.fan_in(layer) * pmax * (1 << lp.in_shift)
+        rec = lp.size * (1 << lp.rec_shift)
+        return wmin * (ff + rec), wmax * (ff + rec)
+
+    def acc_bits(self, layer: int) -> int:
+        """Signed width of an accumulator of layer ``layer`` that holds :meth:`acc_bounds` exactly."""
+        return signed_bits_for(*self.acc_bounds(layer))
+
+    def validate(self, where: str = "network") -> "NetworkParams":
+        _int(f"{where}.n_features", self.n_features, 1, 4096)
+        _int(f"{where}.feature_bits", self.feature_bits, 1, 16)
+        _int(f"{where}.time_steps", self.time_steps, 1, MAX_TIME_STEPS)
+        _int(f"{where}.weight_bits", self.weight_bits, 2, 8)
+        if not isinstance(self.layers, tuple) or not 1 <= len(self.layers) <= 8:
+            raise ParamError(f"{where}.layers must be a list of 1..8 layers, not {self.layers!r}")
+        for i, lp in enumerate(self.layers):
+            if not isinstance(lp, LayerParams):
+                raise ParamError(f"{where}.layers[{i}] must be a LayerParams, not {lp!r}")
+            lp.validate(f"{where}.layers[{i}]")
+        if not isinstance(self.readout, ReadoutParams):
+            raise ParamError(f"{where}.readout must be a ReadoutParams, not {self.readout!r}")
+        self.readout.validate(f"{where}.readout")
+        for i in range(len(self.layers) + 1):
+            lo, hi = self.acc_bounds(i)
+            if max(-lo, hi) >= EXACT_LIMIT:
+                name = f"{where}.layers[{i}]" if i < len(self.layers) else f"{where}.readout"
+                raise ParamError(f"{name}: the worst-case input sum {max(-lo, hi)} reaches 2**52; "
+                                 "reduce the layer sizes or the weight shifts")
+        return self
+
+
+@dataclass(frozen=True)
+class FrontEndParams(_Json):
+    """The audio front end: WAV -> log-mel energies -> unsigned integer features (see :mod:`golden.frontend`).
+
+    Parameters
+    ----------
+    sample_rate : int
+        Every input is resampled to this rate (Hz).
+    n_mels : int
+        Mel bands; equals the network's ``n_features``.
+    win_ms, hop_ms : float
+        Analysis window and hop. The hop is 10 ms in the accelerator (real time is judged against it).
+    fmin_hz, fmax_hz : float
+        Band edges of the mel filterbank (``fmax_hz <= sample_rate / 2``).
+    feature_bits : int
+        Width of the quantized features.
+    range_db : float
+        Dynamic range mapped onto the ``2**feature_bits - 1`` levels, below the running reference.
+    release_db : float
+        How fast (dB per frame) the running reference level falls after a loud frame (attack is instant).
+    floor_db : float
+        The reference never falls below this level, so digital silence and faint noise give zero features.
+    """
+
+    sample_rate: int = 8000
+    n_mels: int = 32
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    fmin_hz: float = 50.0
+    fmax_hz: float = 4000.0
+    feature_bits: int = 4
+    range_db: float = 30.0
+    release_db: float = 0.2
+    floor_db: float = -10.0
+
+    @property
+    def win_length(self) -> int:
+        return int(round(self.win_ms * self.sample_rate / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        return int(round(self.hop_ms * self.sample_rate / 1000))
+
+    @property
+    def n_fft(self) -> int:
+        return 1 << (self.win_length - 1).bit_length()
+
+    def validate(self, where: str = "frontend") -> "FrontEndParams":
+        _int(f"{where}.sample_rate", self.sample_rate, 4000, 96000)
+        _int(f"{where}.n_mels", self.n_mels, 1, 256)
+        _num(f"{where}.win_ms", self.win_ms, 1.0, 200.0)
+        _num(f"{where}.hop_ms", self.hop_ms, 1.0, 200.0)
+        for name in ("win_ms", "hop_ms"):
+            samples = getattr(self, name) * self.sample_rate / 1000
+            if abs(samples - round(samples)) > 1e-9:
+                raise ParamError(f"{where}.{name} = {getattr(self, name)!r} is not a whole number of samples "
+                                 f"at {self.sample_rate} Hz")
+        _num(f"{where}.fmin_hz", self.fmin_hz, 0.0, self.sample_rate / 2)
+        _num(f"{where}.fmax_hz", self.fmax_hz, 0.0, self.sample_rate / 2)
+        if not self.fmin_hz < self.fmax_hz:
+            raise ParamError(f"{where}.fmin_hz ({self.fmin_hz!r}) must be below fmax_hz ({self.fmax_hz!r})")
+        _int(f"{where}.feature_bits", self.feature_bits, 1, 16)
+        _num(f"{where}.range_db", self.range_db, 1.0, 150.0)
+        _num(f"{where}.release_db", self.release_db, 0.0, 100.0)
+        _num(f"{where}.floor_db", self.floor_db, -200.0, 200.0)
+        return self
+
+
+@dataclass(frozen=True)
+class HardwareParams(_Json):
+    """The accelerator instance: what it was built for. A model runs on it when :meth:`check` accepts it.
+
+    Parameters
+    ----------
+    pe_count : int
+        ``P`` processing elements; each owns ``ceil(N / P)`` neurons of the layer being computed.
+    time_steps : int
+        Accumulator sets per PE (parallel time steps); models with ``time_steps`` up to this run.
+    max_features, max_neurons, max_classes, max_layers : int
+        Capacity of the weight and state memories.
+    weight_bits, max_state_bits, max_feature_bits : int
+        Datapath widths.
+    """
+
+    pe_count: int = 16
+    time_steps: int = 2
+    max_features: int = 64
+    max_neurons: int = 256
+    max_classes: int = 16
+    max_layers: int = 2
+    weight_bits: int = 4
+    max_state_bits: int = 24
+    max_feature_bits: int = 8
+
+    def validate(self, where: str = "hardware") -> "HardwareParams":
+        _int(f"{where}.pe_count", self.pe_count, 1, 256)
+        _int(f"{where}.time_steps", self.time_steps, 1, MAX_TIME_STEPS)
+        _int(f"{where}.max_features", self.max_features, 1, 4096)
+        _int(f"{where}.max_neurons", self.max_neurons, 1, 4096)
+        _int(f"{where}.max_classes", self.max_classes, 2, 256)
+        _int(f"{where}.max_layers", self.max_layers, 1, 8)
+        _int(f"{where}.weight_bits", self.weight_bits, 2, 8)
+        _int(f"{where}.max_state_bits", self.max_state_bits, 2, 32)
+        _int(f"{where}.max_feature_bits", self.max_feature_bits, 1, 16)
+        return self
+
+    def check(self, net: NetworkParams) -> None:
+        """Raise :class:`ParamError` naming the first network field that this hardware cannot run."""
+        checks = [
+            ("n_features", net.n_features, self.max_features, "max_features"),
+            ("time_steps", net.time_steps, self.time_steps, "time_steps"),
+            ("feature_bits", net.feature_bits, self.max_feature_bits, "max_feature_bits"),
+            ("readout.size", net.readout.size, self.max_classes, "max_classes"),
+            ("readout.state_bits", net.readout.state_bits, self.max_state_bits, "max_state_bits"),
+            ("len(layers)", len(net.layers), self.max_layers, "max_layers"),
+        ]
+        for i, lp in enumerate(net.layers):
+            checks.append((f"layers[{i}].size", lp.size, self.max_neurons, "max_neurons"))
+            checks.append((f"layers[{i}].state_bits", lp.state_bits, self.max_state_bits, "max_state_bits"))
+        for name, value, limit, hw_name in checks:
+            if value > limit:
+                raise ParamError(f"network.{name} = {value} does not fit this hardware "
+                                 f"(hardware.{hw_name} = {limit})")
+        if net.weight_bits != self.weight_bits:
+            raise ParamError(f"network.weight_bits = {net.weight_bits} differs from hardware.weight_bits = "
+                             f"{self.weight_bits}")
+
+
+def default_network(n_features: int = 32, hidden: tuple = (128, 128), n_classes: int = 10,
+                    time_steps: int = 1) -> NetworkParams:
+    """A network of the shape the accelerator is built around (used for random stand-in models and tests)."""
+    return NetworkParams(
+        n_features=n_features, time_steps=time_steps,
+        layers=tuple(LayerParams(size=n) for n in hidden),
+        readout=ReadoutParams(size=n_classes),
+    ).validate()

@@ -1,0 +1,1 @@
+"""rsnn: the command-line tool of the RSNN accelerator project (see ``rsnn --help``)."""

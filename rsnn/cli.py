@@ -1,0 +1,233 @@
+"""``rsnn``: run the golden model on speech from the command line.
+
+Every failure the user can cause (missing file, not audio, bad manifest, bad model file, unknown label) ends in
+one line ``rsnn: error: ...`` on stderr and exit status 2; nothing else is caught.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from golden.data import PROJECT_ROOT, DataError, default_data_dir, read_manifest
+from golden.frontend import AudioError, features_from_file
+from golden.model import Model, random_model
+from golden.modelfile import ModelFileError, load_model
+from golden.network import InputError, dense_counts, run_batch
+from golden.params import ParamError
+
+MODELS_DIR = PROJECT_ROOT / "models"
+DEFAULT_MODEL = "fsdd"
+USER_ERRORS = (AudioError, DataError, ModelFileError, ParamError, InputError)
+
+
+class CliError(ValueError):
+    pass
+
+
+def shipped_models() -> list[str]:
+    return sorted(p.stem for p in MODELS_DIR.glob("*.npz"))
+
+
+def resolve_model(spec: str | None, seed: int = 0) -> tuple[Model, str]:
+    """A model and a one-line description of where it came from.
+
+    ``spec`` is a shipped model's name (``models/<name>.npz``), a path to a model file, or ``random`` (an
+    untrained stand-in). ``None`` means the default shipped model, or ``random`` while none is shipped.
+    """
+    if spec is None:
+        if (MODELS_DIR / f"{DEFAULT_MODEL}.npz").is_file():
+            spec = DEFAULT_MODEL
+        else:
+            m = random_model(seed=seed)
+            return m, (f"random (untrained, seed {seed}): no shipped model '{DEFAULT_MODEL}' in {MODELS_DIR} yet, "
+                       "so accuracy is chance level")
+    if spec == "random":
+        return random_model(seed=seed), f"random (untrained, seed {seed}): accuracy is chance level"
+    path = Path(spec)
+    if path.suffix == ".npz" or path.exists() or "/" in spec:
+        return load_model(path), str(path)
+    shipped = MODELS_DIR / f"{spec}.npz"
+    if shipped.is_file():
+        return load_model(shipped), f"{spec} ({shipped})"
+    raise CliError(f"no model named '{spec}': shipped models are {shipped_models() or 'none yet'}; "
+                   "give a path to a model file or 'random'")
+
+
+def _features(model: Model, paths) -> list[np.ndarray]:
+    return [features_from_file(p, model.frontend) for p in paths]
+
+
+def _layer_names(model: Model) -> list[str]:
+    return [f"layer{i}" for i in range(len(model.network.layers))] + ["readout"]
+
+
+def cmd_infer(args) -> int:
+    model, desc = resolve_model(args.model, args.seed)
+    if model.meta.get("kind") == "random":
+        print(f"rsnn: note: model {desc}", file=sys.stderr)
+    for path in args.files:
+        feats = _features(model, [path])
+        tr = run_batch(model, feats)[0]
+        line = {"path": str(path), "label": model.labels[tr.decision], "decision": tr.decision,
+                "frames": tr.n_frames, "potentials": [int(v) for v in tr.potentials],
+                "counters": {k: dict(zip(_layer_names(model), v)) for k, v in tr.totals().items()}}
+        print(json.dumps(line), flush=True)
+    return 0
+
+
+def evaluate(model: Model, data: Path, split: str | None, label_column: str, limit: int | None = None) -> dict:
+    """Golden accuracy, confusion matrix and activity over a manifest. Labels must be model classes."""
+    utts = read_manifest(data, split, label_column)
+    if limit is not None:
+        utts = utts[:limit]
+    index = {lab: i for i, lab in enumerate(model.labels)}
+    for u in utts:
+        if u.label not in index:
+            raise CliError(f"label '{u.label}' of {u.path} is not one of the model's classes {list(model.labels)}; "
+                           "choose the label column with --label-column")
+    t0 = time.perf_counter()
+    feats = _features(model, [u.path for u in utts])
+    t1 = time.perf_counter()
+    trace = run_batch(model, feats)
+    t2 = time.perf_counter()
+    truth = np.array([index[u.label] for u in utts])
+    pred = trace.decisions
+    C = len(model.labels)
+    confusion = np.zeros((C, C), dtype=np.int64)
+    np.add.at(confusion, (truth, pred), 1)
+    frames = int(trace.lengths.sum())
+    totals = {k: v.sum(axis=(0, 1)) for k, v in trace.counters.items()}
+    dense = dense_counts(model)
+    names = _layer_names(model)
+    net = model.network
+    activity = {
+        "events_per_frame": dict(zip(names, (totals["in_events"] / frames).round(3).tolist())),
+        "spikes_per_frame": {names[l]: round(float(trace.spikes[l].sum()) / frames, 3)
+                             for l in range(len(net.layers))},
+        "spike_rate": {names[l]: round(float(trace.spikes[l].sum()) / (frames * net.time_steps * lp.size), 4)
+                       for l, lp in enumerate(net.layers)},
+        "input_feature_density": round(float(totals["in_events"][0]) / (frames * net.n_features), 4),
+        "accumulations_per_frame": dict(zip(names, (totals["accumulations"] / frames).round(1).tolist())),
+        "dense_accumulations_per_frame": dict(zip(names, dense["accumulations"])),
+        "weight_reads_per_frame": dict(zip(names, (totals["weight_reads"] / frames).round(1).tolist())),
+        "dense_weight_reads_per_frame": dict(zip(names, dense["weight_reads"])),
+    }
+    activity["zero_skip_work_fraction"] = round(
+        float(totals["accumulations"].sum()) / (frames * sum(dense["accumulations"])), 4)
+    return {"accuracy": float((pred == truth).mean()), "n": len(utts), "frames": frames,
+            "labels": list(model.labels), "confusion": confusion.tolist(), "activity": activity,
+            "wall_s": {"features": round(t1 - t0, 3), "golden": round(t2 - t1, 3)}}
+
+
+def _print_eval(res: dict, desc: str, data: Path, split) -> None:
+    print(f"model: {desc}")
+    print(f"data: {data}" + (f" (split {split})" if split else "") + f": {res['n']} utterances, "
+          f"{res['frames']} frames")
+    print(f"golden accuracy: {res['accuracy'] * 100:.2f} % ({round(res['accuracy'] * res['n'])}/{res['n']})")
+    labels = res["labels"]
+    w = max(4, max(len(x) for x in labels) + 1)
+    print("confusion (rows: true label, columns: predicted):")
+    print(" " * w + "".join(f"{x:>{w}}" for x in labels))
+    for lab, row in zip(labels, res["confusion"]):
+        print(f"{lab:>{w}}" + "".join(f"{v:>{w}}" for v in row))
+
+
+def _write_json(path, obj) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=1) + "\n")
+
+
+def cmd_eval(args) -> int:
+    model, desc = resolve_model(args.model, args.seed)
+    data = Path(args.data) if args.data else default_data_dir("fsdd")
+    res = evaluate(model, data, args.split, args.label_column, args.limit)
+    res.update({"model": desc, "data": str(data), "split": args.split})
+    _print_eval(res, desc, data, args.split)
+    if args.json:
+        _write_json(args.json, res)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_sim(args) -> int:
+    """The main job. Today: the golden model over real speech, with its activity and work figures."""
+    model, desc = resolve_model(args.model, args.seed)
+    data = Path(args.data) if args.data else default_data_dir("fsdd")
+    res = evaluate(model, data, args.split, args.label_column, args.limit)
+    res.update({"model": desc, "data": str(data), "split": args.split})
+    _print_eval(res, desc, data, args.split)
+    act = res["activity"]
+    print("activity per frame (golden counters):")
+    for name, ev in act["events_per_frame"].items():
+        print(f"  {name:>8}: {ev:8.2f} input events, {act['accumulations_per_frame'][name]:10.1f} accumulations "
+              f"(dense: {act['dense_accumulations_per_frame'][name]})")
+    print(f"zero-skip: {act['zero_skip_work_fraction'] * 100:.2f} % of the dense accumulations are done")
+    print("RTL simulation: not built yet (the accelerator lands with issue #4); this run is golden only")
+    res["rtl"] = None
+    _write_json(args.json, res)
+    print(f"wrote {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rsnn", description="Verified RSNN speech accelerator: golden model tools.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_opts(sp):
+        sp.add_argument("--model", default=None, metavar="NAME|PATH",
+                        help=f"a shipped model ({', '.join(shipped_models()) or 'none yet'}), a model file, or "
+                             f"'random' (default: '{DEFAULT_MODEL}' when shipped, else 'random')")
+        sp.add_argument("--seed", type=int, default=0, help="seed of the 'random' stand-in model (default 0)")
+
+    def data_opts(sp, json_default=None):
+        sp.add_argument("--data", default=None, metavar="DIR",
+                        help="data folder with manifest.csv (default: $RSNN_DATA/fsdd or ../shared/data/fsdd)")
+        sp.add_argument("--split", default=None, metavar="NAME",
+                        help="only rows whose official_split is NAME (e.g. test)")
+        sp.add_argument("--label-column", default="digit", metavar="COL", help="manifest label column (default digit)")
+        sp.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N utterances")
+        sp.add_argument("--json", default=json_default, metavar="PATH", help="also write the results as JSON here"
+                        + (f" (default {json_default})" if json_default else ""))
+
+    sp = sub.add_parser("infer", help="classify WAV files; one JSON line per file",
+                        description="Classify audio files with the golden model: one JSON line per file with the "
+                                    "path, predicted label, frame count, readout potentials and golden counters.")
+    sp.add_argument("files", nargs="+", metavar="FILE.wav")
+    model_opts(sp)
+    sp.set_defaults(func=cmd_infer)
+
+    sp = sub.add_parser("eval", help="accuracy and confusion matrix over a data set",
+                        description="Evaluate a model with the golden model over DIR/manifest.csv.")
+    model_opts(sp)
+    data_opts(sp)
+    sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("sim", help="the main job: run real speech through the accelerator flow and report",
+                        description="Run real speech through the golden model (and, once built, the RTL), "
+                                    "print a summary and write a JSON report.")
+    model_opts(sp)
+    data_opts(sp, json_default=str(PROJECT_ROOT / "build" / "report" / "sim.json"))
+    sp.set_defaults(func=cmd_sim, split="test")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        print("rsnn: error: --limit must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except USER_ERRORS + (CliError,) as e:
+        print(f"rsnn: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
