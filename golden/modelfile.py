@@ -106,10 +106,16 @@ def model_from_bytes(data: bytes, name: str = "<bytes>") -> Model:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise ModelFileError(f"{bad}: an array in it cannot be read ({e})") from None
+    for k, v in arrays.items():
+        if not isinstance(v, np.ndarray):
+            raise ModelFileError(f"{bad}: member {k!r} is not a NumPy array")
     if "header" not in arrays:
         raise ModelFileError(f"{bad}: it has no 'header' array")
+    h = arrays.pop("header")
+    if h.dtype != np.uint8 or h.ndim != 1:
+        raise ModelFileError(f"{bad}: its header must be a 1-D uint8 array, not {h.dtype} {h.shape}")
     try:
-        header = json.loads(arrays.pop("header").astype(np.uint8).tobytes().decode())
+        header = json.loads(h.tobytes().decode())
     except (ValueError, UnicodeDecodeError, TypeError) as e:
         raise ModelFileError(f"{bad}: its header is not UTF-8 JSON ({e})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -152,6 +158,8 @@ def model_from_bytes(data: bytes, name: str = "<bytes>") -> Model:
             raise ModelFileError(f"{name}: {m}.nzval has {len(val)} bytes, expected {want} for {n} non-zero weights")
         if net.weight_bits > 4 and (val >> net.weight_bits).any():
             raise ModelFileError(f"{name}: {m}.nzval holds codes wider than {net.weight_bits} bits")
+        if net.weight_bits <= 4 and n % 2 and val[-1] >> 4:
+            raise ModelFileError(f"{name}: {m}.nzval has a non-zero padding nibble")
         values = wf.from_code(_unpack_codes(val, net.weight_bits, n))
         if (values == 0).any():
             raise ModelFileError(f"{name}: {m} stores a zero where its bitmap says non-zero")

@@ -1,0 +1,114 @@
+"""The rsnn command line: output formats, errors as one line, and a real evaluation when the data is there."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+from conftest import real_data, tone, write_wav
+from golden import random_model, save_model
+from rsnn.cli import build_parser, main
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    d = tmp_path / "data"
+    (d / "wav").mkdir(parents=True)
+    rows = ["path,digit,speaker,official_split"]
+    for i, (freq, digit, split) in enumerate([(300, 3, "train"), (900, 1, "test"), (1800, 7, "test"),
+                                              (2500, 0, "test")]):
+        write_wav(d / "wav" / f"{i}.wav", tone(freq, 0.4, 8000), 8000)
+        rows.append(f"wav/{i}.wav,{digit},s{i},{split}")
+    (d / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return d
+
+
+def run_cli(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize("cmd", [None, "infer", "eval", "sim"])
+def test_help_everywhere(capsys, cmd):
+    with pytest.raises(SystemExit) as e:
+        main(([cmd] if cmd else []) + ["--help"])
+    assert e.value.code == 0
+    assert "usage: rsnn" in capsys.readouterr().out
+
+
+def test_infer_json_lines(capsys, dataset, tmp_path):
+    path = tmp_path / "m.npz"
+    model = random_model(seed=5)
+    save_model(model, path)
+    files = [str(dataset / "wav" / "0.wav"), str(dataset / "wav" / "1.wav")]
+    rc, out, err = run_cli(capsys, "infer", *files, "--model", str(path))
+    assert rc == 0
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert [x["path"] for x in lines] == files
+    for x in lines:
+        assert x["label"] in model.labels and x["frames"] == 1 + (3200 - 200) // 80
+        assert set(x["counters"]) >= {"in_events", "accumulations", "state_reads"}
+        assert set(x["counters"]["in_events"]) == {"layer0", "layer1", "readout"}
+    assert "random" in err  # the stand-in says what it is
+
+
+def test_eval_json_and_confusion(capsys, dataset, tmp_path):
+    out_json = tmp_path / "out" / "r.json"
+    rc, out, _ = run_cli(capsys, "eval", "--data", str(dataset), "--split", "test", "--model", "random",
+                         "--json", str(out_json))
+    assert rc == 0
+    assert "random" in out and "golden accuracy" in out and "confusion" in out
+    res = json.loads(out_json.read_text())
+    assert res["n"] == 3
+    assert np.array(res["confusion"]).sum() == 3
+    assert np.trace(np.array(res["confusion"])) == round(res["accuracy"] * 3)
+    assert np.array(res["confusion"])[[0, 1, 7]].sum() == 3 and np.array(res["confusion"])[3].sum() == 0
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["infer", "{d}/nope.wav"], "does not exist"),
+    (["infer", "{d}/manifest.csv"], "not a readable audio file"),
+    (["eval", "--data", "{d}/nowhere"], "does not exist"),
+    (["eval", "--data", "{d}", "--split", "dev"], "no row in split 'dev'"),
+    (["eval", "--data", "{d}", "--label-column", "word"], "no 'word' column"),
+    (["eval", "--data", "{d}", "--label-column", "speaker"], "label 's0'.*not one of the model's classes"),
+    (["eval", "--data", "{d}", "--model", "nosuchmodel"], "no model named 'nosuchmodel'"),
+    (["eval", "--data", "{d}", "--model", "{d}/manifest.csv"], "not an rsnn-model file"),
+])
+def test_errors_are_one_line(capsys, dataset, argv, match):
+    rc, out, err = run_cli(capsys, *[a.format(d=dataset) for a in argv])
+    assert rc == 2
+    lines = [x for x in err.splitlines() if not x.startswith("rsnn: note: ")]
+    assert len(lines) == 1 and lines[0].startswith("rsnn: error: "), err
+    assert re.search(match, lines[0]), err
+
+
+def test_empty_manifest(capsys, tmp_path):
+    (tmp_path / "manifest.csv").write_text("path,digit\n")
+    rc, _, err = run_cli(capsys, "eval", "--data", str(tmp_path))
+    assert rc == 2 and "lists no utterances" in err
+
+
+def test_sim_writes_report(capsys, dataset, tmp_path):
+    rc, out, _ = run_cli(capsys, "sim", "--data", str(dataset), "--json", str(tmp_path / "sim.json"))
+    assert rc == 0 and "zero-skip" in out
+    res = json.loads((tmp_path / "sim.json").read_text())
+    assert res["split"] == "test" and res["n"] == 3 and 0 < res["activity"]["zero_skip_work_fraction"] <= 1
+
+
+def test_parser_lists_commands():
+    text = build_parser().format_help()
+    for cmd in ("infer", "eval", "sim"):
+        assert cmd in text
+
+
+@pytest.mark.data
+def test_eval_real_fsdd_test_split(capsys, tmp_path):
+    d = real_data("fsdd")
+    rc, out, _ = run_cli(capsys, "eval", "--data", str(d), "--split", "test", "--json", str(tmp_path / "o.json"))
+    assert rc == 0
+    res = json.loads((tmp_path / "o.json").read_text())
+    assert res["n"] == 300 and np.array(res["confusion"]).sum() == 300
+    assert np.array(res["confusion"]).sum(axis=1).tolist() == [30] * 10
+    assert 0.0 <= res["accuracy"] <= 1.0 and res["frames"] > 300

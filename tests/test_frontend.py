@@ -1,0 +1,121 @@
+"""The audio front end on audio the tests synthesise, and on a real FSDD file when the data is there."""
+import numpy as np
+import pytest
+import soundfile
+from hypothesis import given, settings, strategies as st
+
+from conftest import real_data, tone, write_wav
+from golden.frontend import (AudioError, features, features_from_file, log_mel, mel_filterbank, quantize,
+                             read_audio)
+from golden.params import FrontEndParams
+
+P = FrontEndParams()
+
+
+def band_centres(p):
+    fb = mel_filterbank(p)
+    freqs = np.arange(fb.shape[1]) * p.sample_rate / p.n_fft
+    return freqs[fb.argmax(axis=1)]
+
+
+@pytest.mark.parametrize("freq", [300.0, 1000.0, 2500.0])
+def test_tone_lands_in_its_band(freq):
+    q = features(tone(freq, 0.5, 8000), 8000, P)
+    loudest = int(np.bincount(q.argmax(axis=1)).argmax())
+    assert abs(band_centres(P)[loudest] - freq) < 0.15 * freq + 60
+    assert q.max() == 15
+
+
+def test_frame_count_and_range():
+    for n in (1, 199, 200, 279, 280, 8000):
+        q = features(np.random.default_rng(n).normal(0, 0.1, n), 8000, P)
+        assert q.shape == (max(1, 1 + (n - 200) // 80), 32)
+        assert q.dtype == np.int64 and q.min() >= 0 and q.max() <= 15
+
+
+def test_silence_gives_no_events():
+    assert not features(np.zeros(4000), 8000, P).any()
+    assert not features(1e-6 * np.random.default_rng(0).normal(size=4000), 8000, P).any()
+
+
+def test_chirp_moves_up_the_bands():
+    rate = 8000
+    t = np.arange(rate) / rate
+    f0, f1 = 200.0, 3500.0
+    x = 0.5 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t ** 2 / 2))
+    q = features(x, rate, P)
+    top = q.argmax(axis=1)
+    assert np.corrcoef(np.arange(len(top)), top)[0, 1] > 0.95
+    assert top[-5:].min() > top[:5].max()
+
+
+def test_rates_channels_and_sample_formats_agree(tmp_path):
+    ref = features_from_file(write_wav(tmp_path / "a.wav", tone(800, 0.5, 8000), 8000), P)
+    variants = [
+        write_wav(tmp_path / "b.wav", tone(800, 0.5, 16000), 16000),
+        write_wav(tmp_path / "c.wav", tone(800, 0.5, 44100), 44100, "PCM_24"),
+        write_wav(tmp_path / "d.wav", tone(800, 0.5, 8000), 8000, "PCM_U8"),
+        write_wav(tmp_path / "e.wav", np.stack([tone(800, 0.5, 22050)] * 2, axis=1), 22050, "FLOAT"),
+    ]
+    for path in variants:
+        q = features_from_file(path, P)
+        assert abs(len(q) - len(ref)) <= 1
+        n = min(len(q), len(ref)) - 2
+        assert np.array_equal(q[1:n].argmax(axis=1), ref[1:n].argmax(axis=1)), path.name
+
+
+def test_stereo_is_the_mean_of_its_channels(tmp_path):
+    left, right = tone(500, 0.3, 8000), tone(1500, 0.3, 8000, amp=0.2)
+    write_wav(tmp_path / "s.wav", np.stack([left, right], axis=1), 8000, "FLOAT")
+    x, rate = read_audio(tmp_path / "s.wav")
+    assert rate == 8000 and np.allclose(x, (left.astype(np.float32) + right.astype(np.float32)) / 2, atol=1e-7)
+
+
+def test_deterministic():
+    x = np.random.default_rng(1).normal(0, 0.2, 12345)
+    assert np.array_equal(features(x, 11025, P), features(x.copy(), 11025, P))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 40), st.integers(0, 2**31))
+def test_quantizer_is_causal(cut, seed):
+    rng = np.random.default_rng(seed)
+    db = rng.normal(-20, 15, size=(40, 8))
+    changed = db.copy()
+    changed[cut:] = rng.normal(10, 30, size=changed[cut:].shape)
+    p = FrontEndParams(n_mels=8)
+    assert np.array_equal(quantize(db, p)[:cut], quantize(changed, p)[:cut])
+
+
+def test_quantizer_levels():
+    p = FrontEndParams(n_mels=3, range_db=30.0, release_db=0.0, floor_db=-100.0)
+    db = np.array([[0.0, -15.0, -30.0], [0.0, -2.0, -29.0]])
+    # reference = 0 dB: level = floor((db + 30) * 15 / 30)
+    assert quantize(db, p).tolist() == [[15, 7, 0], [15, 14, 0]]
+
+
+def test_log_mel_of_short_input_is_one_frame():
+    assert log_mel(np.ones(10), P).shape == (1, 32)
+
+
+def test_bad_audio_files(tmp_path):
+    with pytest.raises(AudioError, match="does not exist"):
+        read_audio(tmp_path / "missing.wav")
+    (tmp_path / "text.wav").write_text("this is not audio\n" * 50)
+    with pytest.raises(AudioError, match="text.wav is not a readable audio file"):
+        read_audio(tmp_path / "text.wav")
+    soundfile.write(str(tmp_path / "empty.wav"), np.zeros(0), 8000, subtype="PCM_16")
+    with pytest.raises(AudioError, match="no samples"):
+        read_audio(tmp_path / "empty.wav")
+
+
+@pytest.mark.data
+def test_real_fsdd_file():
+    d = real_data("fsdd")
+    path = d / "recordings" / "7_jackson_0.wav"
+    x, rate = read_audio(path)
+    assert rate == 8000
+    q = features_from_file(path, P)
+    assert q.shape == (1 + (len(x) - 200) // 80, 32)
+    assert 0.1 < (q > 0).mean() < 0.9          # speech: neither silent nor saturated
+    assert q.max() == 15                        # the loudest band of a loud frame reaches the top level

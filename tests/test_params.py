@@ -1,0 +1,110 @@
+"""Parameter dataclasses: validation names field and value; JSON round trip."""
+import dataclasses
+import json
+
+import pytest
+from hypothesis import given, strategies as st
+
+from golden.params import (EXACT_LIMIT, FrontEndParams, HardwareParams, LayerParams, NetworkParams, ParamError, ReadoutParams,
+                           ResetMode, default_network)
+
+
+@st.composite
+def networks(draw, max_size=300):
+    n_layers = draw(st.integers(1, 3))
+    layers = []
+    for _ in range(n_layers):
+        sb = draw(st.integers(4, 24))
+        layers.append(LayerParams(
+            size=draw(st.integers(1, max_size)), state_bits=sb, threshold=draw(st.integers(1, (1 << (sb - 1)) - 1)),
+            leak_shift=draw(st.integers(0, sb - 1)), reset=draw(st.sampled_from(ResetMode)),
+            in_shift=draw(st.integers(0, 4)), rec_shift=draw(st.integers(0, 4))))
+    return NetworkParams(
+        n_features=draw(st.integers(1, 64)), layers=tuple(layers),
+        readout=ReadoutParams(size=draw(st.integers(2, 16)), state_bits=draw(st.integers(8, 32)),
+                              in_shift=draw(st.integers(0, 4))),
+        feature_bits=draw(st.integers(1, 8)), time_steps=draw(st.integers(1, 2)),
+        weight_bits=draw(st.integers(2, 8))).validate()
+
+
+@given(networks())
+def test_network_json_round_trip(net):
+    text = json.dumps(net.to_dict())
+    assert NetworkParams.from_dict(json.loads(text)) == net
+
+
+def test_frontend_and_hardware_round_trip():
+    for obj in (FrontEndParams(), FrontEndParams(sample_rate=16000, fmax_hz=8000.0), HardwareParams()):
+        assert type(obj).from_dict(json.loads(json.dumps(obj.to_dict()))) == obj
+
+
+def _bad_layer(**kw):
+    return dataclasses.replace(LayerParams(size=8), **kw)
+
+
+@pytest.mark.parametrize("make,field,value", [
+    (lambda: _bad_layer(size=0), "size", "0"),
+    (lambda: _bad_layer(threshold=0), "threshold", "0"),
+    (lambda: _bad_layer(state_bits=8, threshold=128), "threshold", "128"),
+    (lambda: _bad_layer(leak_shift=16), "leak_shift", "16"),
+    (lambda: _bad_layer(reset="sometimes"), "reset", "sometimes"),
+    (lambda: _bad_layer(in_shift=-1), "in_shift", "-1"),
+    (lambda: _bad_layer(size=True), "size", "True"),
+    (lambda: ReadoutParams(size=1), "size", "1"),
+    (lambda: ReadoutParams(size=10, state_bits=40), "state_bits", "40"),
+    (lambda: dataclasses.replace(default_network(), time_steps=5), "time_steps", "5"),
+    (lambda: dataclasses.replace(default_network(), weight_bits=1), "weight_bits", "1"),
+    (lambda: dataclasses.replace(default_network(), layers=()), "layers", "()"),
+    (lambda: FrontEndParams(win_ms=25.01), "win_ms", "25.01"),
+    (lambda: FrontEndParams(fmax_hz=5000.0), "fmax_hz", "5000.0"),
+    (lambda: FrontEndParams(range_db=float("nan")), "range_db", "nan"),
+    (lambda: HardwareParams(pe_count=0), "pe_count", "0"),
+])
+def test_validate_names_field_and_value(make, field, value):
+    with pytest.raises(ParamError) as e:
+        make().validate()
+    assert field in str(e.value) and value in str(e.value)
+
+
+def test_exactness_bound_holds_at_the_largest_accepted_parameters():
+    huge = NetworkParams(n_features=4096, feature_bits=16, time_steps=4, weight_bits=8,
+                         layers=(LayerParams(size=4096, state_bits=32, threshold=1, in_shift=16, rec_shift=16),),
+                         readout=ReadoutParams(size=256, state_bits=32, in_shift=16)).validate()
+    for layer in (0, 1):
+        lo, hi = huge.acc_bounds(layer)
+        assert max(-lo, hi) < EXACT_LIMIT
+
+
+def test_from_dict_rejects_unknown_and_missing():
+    d = default_network().to_dict()
+    d["extra"] = 1
+    with pytest.raises(ParamError, match="unknown field.*extra"):
+        NetworkParams.from_dict(d)
+    d = default_network().to_dict()
+    del d["n_features"]
+    with pytest.raises(ParamError, match="n_features is missing"):
+        NetworkParams.from_dict(d)
+    d = default_network().to_dict()
+    d["layers"][1]["reset"] = "never"
+    with pytest.raises(ParamError, match=r"layers\[1\]\.reset"):
+        NetworkParams.from_dict(d)
+    with pytest.raises(ParamError, match="JSON object"):
+        NetworkParams.from_dict([1, 2])
+
+
+def test_acc_bits_holds_worst_case():
+    net = default_network()
+    lo, hi = net.acc_bounds(0)
+    # 32 features of value 15 times weight -8, plus 128 recurrent spikes times -8
+    assert lo == -8 * (32 * 15 + 128) and hi == 7 * (32 * 15 + 128)
+    assert net.acc_bits(0) == 14
+    assert net.acc_bounds(2) == (-8 * 128, 7 * 128)
+
+
+def test_hardware_check():
+    hw = HardwareParams()
+    hw.check(default_network())
+    with pytest.raises(ParamError, match=r"layers\[0\]\.size = 300.*max_neurons = 256"):
+        hw.check(default_network(hidden=(300, 128)))
+    with pytest.raises(ParamError, match="time_steps"):
+        HardwareParams(time_steps=1).check(default_network(time_steps=2))
