@@ -50,12 +50,18 @@ def resolve_model(spec: str | None, seed: int = 0) -> tuple[Model, str]:
         return random_model(seed=seed), f"random (untrained, seed {seed}): accuracy is chance level"
     path = Path(spec)
     if path.suffix == ".npz" or path.exists() or "/" in spec:
-        return load_model(path), str(path)
+        return _described(load_model(path), str(path))
     shipped = MODELS_DIR / f"{spec}.npz"
     if shipped.is_file():
-        return load_model(shipped), f"{spec} ({shipped})"
+        return _described(load_model(shipped), f"{spec} ({shipped})")
     raise CliError(f"no model named '{spec}': shipped models are {shipped_models() or 'none yet'}; "
                    "give a path to a model file or 'random'")
+
+
+def _described(model: Model, desc: str) -> tuple[Model, str]:
+    if model.meta.get("kind") == "random":
+        desc += " (an untrained random model: accuracy is chance level)"
+    return model, desc
 
 
 def _features(model: Model, paths) -> list[np.ndarray]:
