@@ -1,0 +1,188 @@
+"""The PyTorch twin against golden (bit-exact), the export's refusals, pruning, and a tiny end-to-end training."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from conftest import real_data, tone
+from golden import run_batch
+from golden.arith import leak
+from golden.frontend import features, features_from_file
+from golden.modelfile import load_model
+from golden.params import FrontEndParams, LayerParams, NetworkParams, ReadoutParams, ResetMode
+from train.data import FeatureSet, to_tensor
+from train.export import ExportError, export_model, import_model
+from train.loop import TrainConfig, golden_metrics, train
+from train.prune import magnitude_masks, remove_neurons
+from train.twin import RSNN, floor_leak
+
+pytestmark = pytest.mark.train
+LABELS4 = ("a", "b", "c", "d")
+
+
+def small_net(T=1, reset=ResetMode.SUBTRACT, leak_shift=2, state_bits=10, sizes=(12, 9)):
+    return NetworkParams(n_features=6, feature_bits=4, time_steps=T,
+                         layers=(LayerParams(size=sizes[0], state_bits=state_bits, threshold=30, leak_shift=leak_shift,
+                                             reset=reset, in_shift=1),
+                                 LayerParams(size=sizes[1], state_bits=state_bits, threshold=9, leak_shift=1,
+                                             reset=reset, rec_shift=1)),
+                         readout=ReadoutParams(size=4, state_bits=12)).validate()
+
+
+def assert_twin_equals_golden(twin, feats):
+    model = export_model(twin, FrontEndParams(n_mels=twin.net.n_features), LABELS4[:twin.net.readout.size], {})
+    x, L = to_tensor(feats)
+    with torch.no_grad():
+        out = twin(x, L)
+    ref = run_batch(model, feats)
+    assert np.array_equal(ref.lengths, L.numpy())
+    for l in range(len(model.network.layers)):
+        assert np.array_equal(out.spikes[l].numpy().astype(np.uint8), ref.spikes[l]), f"spikes of layer {l}"
+    got = out.readout.numpy().astype(np.int64)
+    for b, n in enumerate(ref.lengths):
+        assert np.array_equal(got[b, :n], ref.readout[b, :n]), "readout potentials"
+    assert np.array_equal(out.final.argmax(1).numpy(), ref.decisions)
+    return model, ref
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 2), st.sampled_from(ResetMode), st.integers(0, 4), st.integers(6, 12), st.integers(0, 2**31))
+def test_quantized_twin_equals_golden(T, reset, k, state_bits, seed):
+    g = torch.Generator().manual_seed(seed)
+    twin = RSNN(small_net(T, reset, k, state_bits), ((4.0, 4.0), (4.0, 4.0), 6.0), seed=seed)
+    twin.mode = "quant"
+    with torch.no_grad():  # push some weights past the format so the clamp is exercised
+        twin.w_in[0].mul_(1.0 + 2.0 * torch.rand(twin.w_in[0].shape, generator=g))
+    rng = np.random.default_rng(seed)
+    feats = [rng.integers(0, 16, size=(n, 6)) * (rng.random((n, 6)) < 0.6) for n in rng.integers(1, 30, size=5)]
+    _, ref = assert_twin_equals_golden(twin, feats)
+
+
+def test_twin_saturates_like_golden():
+    twin = RSNN(small_net(state_bits=6), ((30.0, 30.0), (30.0, 30.0), 30.0), seed=1)
+    twin.mode = "quant"
+    feats = [np.full((20, 6), 15)]
+    _, ref = assert_twin_equals_golden(twin, feats)
+    assert ref.spikes[0].any()
+
+
+@given(st.integers(-(1 << 20), 1 << 20), st.integers(0, 10))
+def test_floor_leak_is_golden_leak(v, k):
+    assert floor_leak(torch.tensor([float(v)]), k).item() == leak(v, k)
+
+
+def test_export_refuses_what_does_not_fit():
+    twin = RSNN(small_net(), ((3.0, 3.0), (3.0, 3.0), 3.0))
+    fe = FrontEndParams(n_mels=6)
+    with pytest.raises(ExportError, match="only a quantized twin"):
+        export_model(twin, fe, LABELS4, {})
+
+    class Raw(RSNN):  # bypasses the quantizer: what a broken QAT would hand over
+        def effective(self, name, w):
+            return w
+
+    raw = Raw(small_net(), ((3.0, 3.0), (3.0, 3.0), 3.0))
+    raw.mode = "quant"
+    with pytest.raises(ExportError, match="not all integers"):
+        export_model(raw, fe, LABELS4, {})
+    with torch.no_grad():
+        for _, w in raw.named_matrices():
+            w.copy_(torch.round(w).clamp(-8, 7))
+        raw.w_out[0, 0] = 9.0
+    with pytest.raises(ExportError, match="out.w hold .*outside s4"):
+        export_model(raw, fe, LABELS4, {})
+    with torch.no_grad():
+        raw.w_out[0, 0] = 1.0
+    with pytest.raises(ExportError, match="golden rejects"):
+        export_model(raw, fe, ("x",) * 4, {})
+
+
+def test_import_is_the_inverse_of_export():
+    twin = RSNN(small_net(T=2), ((4.0, 4.0), (4.0, 4.0), 4.0), seed=3)
+    twin.mode = "quant"
+    model = export_model(twin, FrontEndParams(n_mels=6), LABELS4, {})
+    again = export_model(import_model(model), FrontEndParams(n_mels=6), LABELS4, {})
+    for (n, a), (_, b) in zip(model.matrices().items(), again.matrices().items()):
+        assert np.array_equal(a, b), n
+
+
+def test_removing_silent_neurons_changes_nothing():
+    twin = RSNN(small_net(), ((4.0, 4.0), (4.0, 4.0), 4.0), seed=5)
+    twin.mode = "quant"
+    drop = [3, 7]
+    with torch.no_grad():  # neurons whose spikes reach nobody
+        twin.w_rec[0][:, drop] = 0
+        twin.w_in[1][:, drop] = 0
+    rng = np.random.default_rng(0)
+    feats = [rng.integers(0, 16, size=(25, 6))]
+    x, L = to_tensor(feats)
+    before = twin(x, L)
+    keep = [torch.tensor([i for i in range(12) if i not in drop]), torch.arange(9)]
+    remove_neurons(twin, keep)
+    assert twin.net.layers[0].size == 10 and twin.w_in[0].shape == (10, 6) and twin.w_in[1].shape == (9, 10)
+    after = twin(x, L)
+    assert torch.equal(before.readout, after.readout)
+    assert torch.equal(before.spikes[0][..., keep[0]], after.spikes[0])
+    assert_twin_equals_golden(twin, feats)
+
+
+def test_magnitude_masks_reach_the_target():
+    twin = RSNN(small_net(), ((4.0, 4.0), (4.0, 4.0), 4.0), seed=6)
+    magnitude_masks(twin, 0.7)
+    for name, w in twin.named_matrices():
+        assert abs(1 - twin.masks[name].mean().item() - 0.7) < 1.0 / w.numel() + 1e-6, name
+    twin.mode = "quant"
+    model = export_model(twin, FrontEndParams(n_mels=6), LABELS4, {})
+    assert model.nonzero_weights() <= 0.3 * model.total_weights() + 4
+
+
+def tone_set(n_per_class, seed):
+    fe = FrontEndParams(n_mels=6, fmax_hz=4000.0)
+    rng = np.random.default_rng(seed)
+    feats, labels = [], []
+    for c, f in enumerate((300.0, 700.0, 1500.0, 3000.0)):
+        for _ in range(n_per_class):
+            x = tone(f * rng.uniform(0.9, 1.1), rng.uniform(0.2, 0.4), 8000) + rng.normal(0, 0.01, 3200)[:1]
+            feats.append(features(x, 8000, fe))
+            labels.append(c)
+    return FeatureSet(feats, np.array(labels), [None] * len(feats), [""] * len(feats)), fe
+
+
+def test_tiny_training_end_to_end():
+    train_set, fe = tone_set(12, 0)
+    test_set, _ = tone_set(5, 1)
+    cfg = TrainConfig(hidden=(16, 12), thresholds=(30, 9), state_bits=(12, 12), readout_bits=16, epochs_float=6,
+                      epochs_quant=3, keep_neurons=(12, 10), epochs_structured=2, sparsity=0.5, epochs_sparse=5,
+                      batch_size=16, rate_penalty=0.1)
+    stages = train(cfg, train_set, test_set, fe, LABELS4, {"command": "test"}, progress=False, log=lambda *_: None)
+    assert [s.name for s in stages] == ["float", "4bit", "4bit_structured", "4bit_pruned"]
+    final = stages[-1].model
+    assert [lp.size for lp in final.network.layers] == [12, 10]
+    assert final.nonzero_weights() <= 0.55 * final.total_weights()
+    assert stages[-1].accuracy >= 0.75, [s.accuracy for s in stages]
+    assert golden_metrics(final, test_set)["accuracy"] == stages[-1].accuracy
+    assert_twin_equals_golden(stages[-1].extra["twin"], test_set.feats)
+
+
+@pytest.mark.data
+def test_shipped_model_twin_equals_golden_on_real_speech():
+    d = real_data("fsdd")
+    from rsnn.cli import MODELS_DIR
+    path = MODELS_DIR / "fsdd.npz"
+    if not path.is_file():
+        pytest.skip(f"no shipped model at {path}")
+    model = load_model(path)
+    twin = import_model(model)
+    files = sorted((d / "recordings").glob("*_0.wav"))[:12]
+    feats = [features_from_file(f, model.frontend) for f in files]
+    x, L = to_tensor(feats)
+    with torch.no_grad():
+        out = twin(x, L)
+    ref = run_batch(model, feats)
+    for l in range(len(model.network.layers)):
+        assert np.array_equal(out.spikes[l].numpy().astype(np.uint8), ref.spikes[l])
+    for b, n in enumerate(ref.lengths):
+        assert np.array_equal(out.readout.numpy().astype(np.int64)[b, :n], ref.readout[b, :n])
+    assert ref.spikes[0].any()
