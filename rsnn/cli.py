@@ -181,6 +181,26 @@ def cmd_sim(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Train recipes (PyTorch is imported only here), save models/<name>.npz, merge into the JSON report."""
+    from train.recipes import RECIPES, run_recipe
+    names = args.recipe or list(RECIPES)
+    for n in names:
+        if n not in RECIPES:
+            raise CliError(f"no recipe named '{n}': recipes are {sorted(RECIPES)}")
+    if args.data and len(names) != 1:
+        raise CliError("--data applies to one recipe: give exactly one --recipe with it")
+    path = Path(args.json)
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    for n in names:
+        report[n] = run_recipe(n, data_dir=args.data, models_dir=args.models_dir, quick=args.quick,
+                               loso=not args.no_loso, ablations=not args.no_ablations, progress=not args.no_progress,
+                               log=lambda msg: print(msg, flush=True))
+        _write_json(path, report)
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rsnn", description="Verified RSNN speech accelerator: golden model tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -220,6 +240,22 @@ def build_parser() -> argparse.ArgumentParser:
     model_opts(sp)
     data_opts(sp, json_default=str(PROJECT_ROOT / "build" / "report" / "sim.json"))
     sp.set_defaults(func=cmd_sim, split="test")
+
+    sp = sub.add_parser("train", help="train the shipped models from scratch (seeded) and export them",
+                        description="Train a recipe (float -> 4-bit QAT -> structured + unstructured pruning), "
+                                    "export it to golden's model file models/<recipe>.npz and write the figures "
+                                    "(golden accuracy of every stage, ablations, sizes, activity) to a JSON report.")
+    sp.add_argument("--recipe", action="append", metavar="NAME",
+                    help="fsdd or arabic_digits (repeatable; default: all)")
+    sp.add_argument("--data", default=None, metavar="DIR", help="data folder (default: $RSNN_DATA/<dataset>)")
+    sp.add_argument("--models-dir", default=None, metavar="DIR", help="where to write <recipe>.npz (default models/)")
+    sp.add_argument("--json", default=str(PROJECT_ROOT / "build" / "report" / "train.json"), metavar="PATH",
+                    help="report to merge the results into (default build/report/train.json)")
+    sp.add_argument("--quick", action="store_true", help="a smoke run of the pipeline in minutes (not for shipping)")
+    sp.add_argument("--no-loso", action="store_true", help="skip the leave-one-speaker-out runs")
+    sp.add_argument("--no-ablations", action="store_true", help="skip the T = 2 ablation run")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sp.set_defaults(func=cmd_train)
     return p
 
 

@@ -29,7 +29,7 @@ def run_cli(capsys, *argv):
     return rc, out, err
 
 
-@pytest.mark.parametrize("cmd", [None, "infer", "eval", "sim"])
+@pytest.mark.parametrize("cmd", [None, "infer", "eval", "sim", "train"])
 def test_help_everywhere(capsys, cmd):
     with pytest.raises(SystemExit) as e:
         main(([cmd] if cmd else []) + ["--help"])
