@@ -354,6 +354,9 @@ class HardwareParams(_Json):
         Capacity of the weight and state memories.
     weight_bits, max_state_bits, max_feature_bits : int
         Datapath widths.
+    scan_width : int
+        Sources the event generator's find-first-set looks at per cycle: a group of ``scan_width`` sources
+        costs one cycle per event in it, or one cycle when it holds none (what a zero costs).
     """
 
     pe_count: int = 16
@@ -365,6 +368,7 @@ class HardwareParams(_Json):
     weight_bits: int = 4
     max_state_bits: int = 24
     max_feature_bits: int = 8
+    scan_width: int = 16
 
     def validate(self, where: str = "hardware") -> "HardwareParams":
         _int(f"{where}.pe_count", self.pe_count, 1, 256)
@@ -376,6 +380,7 @@ class HardwareParams(_Json):
         _int(f"{where}.weight_bits", self.weight_bits, 2, 8)
         _int(f"{where}.max_state_bits", self.max_state_bits, 2, 32)
         _int(f"{where}.max_feature_bits", self.max_feature_bits, 1, 16)
+        _int(f"{where}.scan_width", self.scan_width, 1, 64)
         return self
 
     def check(self, net: NetworkParams) -> None:

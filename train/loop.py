@@ -50,6 +50,8 @@ class TrainConfig:
     epochs_sparse: int = 15
     rate_penalty: float = 1.0
     logit_scale: float = 0.5
+    freq_mask: int = 0          # SpecAugment-style: zero up to this many adjacent features per utterance
+    time_mask: int = 0          # ... and up to this many consecutive frames (training only)
     seed: int = 0
 
     def network(self, n_features: int, feature_bits: int, n_classes: int) -> NetworkParams:
@@ -118,6 +120,7 @@ def _epochs(twin, opt, sched, data, cfg, epochs, rng, desc, on_epoch=None, progr
         total, correct, count = 0.0, 0, 0
         for b in batches(len(data), lengths, cfg.batch_size, rng):
             x, L = to_tensor([data.feats[i] for i in b])
+            x = _mask(x, L, cfg, rng)
             y = torch.from_numpy(data.labels[b])
             out = twin(x, L)
             logits = out.final / L[:, None] * cfg.logit_scale
@@ -133,6 +136,22 @@ def _epochs(twin, opt, sched, data, cfg, epochs, rng, desc, on_epoch=None, progr
         if sched is not None:
             sched.step()
         bar.set_postfix(loss=f"{total / count:.3f}", train_acc=f"{correct / count:.3f}")
+
+
+def _mask(x: torch.Tensor, L: torch.Tensor, cfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Zero one random band of features and one random span of frames per utterance (seeded)."""
+    if not (cfg.freq_mask or cfg.time_mask):
+        return x
+    B, F, n = x.shape
+    keep = torch.ones(B, F, n)
+    for b in range(B):
+        w = int(rng.integers(0, cfg.freq_mask + 1))
+        f0 = int(rng.integers(0, n - w + 1))
+        keep[b, :, f0:f0 + w] = 0
+        w = int(rng.integers(0, min(cfg.time_mask, int(L[b]) // 4) + 1))
+        t0 = int(rng.integers(0, int(L[b]) - w + 1))
+        keep[b, t0:t0 + w, :] = 0
+    return x * keep
 
 
 def _optimizer(twin, cfg, epochs, lr_scale=1.0):

@@ -49,8 +49,10 @@ RECIPES = {
     ),
     "arabic_digits": Recipe(
         name="arabic_digits", dataset="arabic_digits",
-        frontend=FrontEndParams(sample_rate=16000, fmax_hz=8000.0),
-        config=TrainConfig(epochs_float=20, epochs_quant=8, epochs_structured=4, epochs_sparse=12),
+        # 40 bands and a higher floor / wider range: the best of the variants tried on the val split (86.3 %
+        # 4-bit, trained on train only; see the README), not chosen on the test split.
+        frontend=FrontEndParams(sample_rate=16000, fmax_hz=8000.0, n_mels=40, floor_db=5.0, range_db=40.0),
+        config=TrainConfig(epochs_float=35, epochs_quant=8, epochs_structured=4, epochs_sparse=12),
         train_splits=("train", "val"), aug_copies=1,
     ),
 }

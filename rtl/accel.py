@@ -1,0 +1,323 @@
+"""The RSNN accelerator: event generation with zero-skip, input broadcasting to P processing elements, T parallel
+time steps from one weight read, the neuron unit, and the integrating readout. It runs golden's network
+(:mod:`golden.network`, whose docstring is the specification) bit-exactly, in the cycles that
+:mod:`golden.cycles` predicts.
+
+One frame, for each recurrent layer ``l`` then the readout (``golden/cycles.py`` counts every cycle):
+
+``GEN``  the event generator scans the layer's sources (the frame's features or the spikes of the layer below,
+         then the layer's own spikes of the previous frame) ``scan_width`` at a time with a find-first-set; each
+         non-zero source becomes one merged event ``(index, payload, mask)`` in the event memory. A group of
+         sources costs one cycle per event, or one cycle if it holds none.
+``ACC``  for each chunk ``k`` of ``P`` output neurons: every event is replayed; its weight word (``P`` 4-bit
+         weights, one per PE) is read once and each PE adds ``w * payload << shift`` to the accumulator of every
+         time step in the event's mask (input broadcasting + parallel time steps). Two pipeline stages (event
+         memory, weight memory): ``E + 2`` cycles.
+``UPD``  one cycle: the P neurons of the chunk run their T steps (leak, saturate, fire, reset) from the state
+         memory and the T accumulators; the state is written back, the spikes land in the spike vector.
+
+The spike vector of a layer is both the feed-forward input of the next layer (this frame) and the layer's own
+recurrent input (next frame): the layer's GEN has consumed the previous frame's spikes into the event memory
+before its UPD overwrites them, which is exactly golden's update order.
+"""
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.data import StructLayout
+from amaranth.lib.wiring import In, Out
+
+from golden.model import Model
+from golden.params import HardwareParams, NetworkParams, ResetMode
+
+from .layout import COUNTER_BITS, HW_COUNTERS, MemoryMap, OutputLayout, ceil_div
+
+__all__ = ["Accelerator", "WeightWriteSignature"]
+
+
+class WeightWriteSignature(wiring.Signature):
+    """The runtime model-loading port: while ``busy`` is low, ``en`` writes ``data`` (P weights, see
+    :class:`rtl.layout.MemoryMap`) at ``addr`` of the weight memory on the rising edge."""
+
+    def __init__(self, addr_bits: int, data_bits: int):
+        super().__init__({"en": Out(1), "addr": Out(addr_bits), "data": Out(data_bits)})
+
+
+def _popcount(bits):
+    return sum((bits[i] for i in range(len(bits))), Const(0, range(len(bits) + 1)))
+
+
+class Accelerator(wiring.Component):
+    """Ports: ``inp`` (stream of :meth:`input_layout`: ``first`` clears all state before the frame), ``out``
+    (stream of :class:`rtl.layout.OutputLayout` words, one per frame), ``wr`` (weight loading), ``dense`` (1:
+    zero-skip off, every source is an event: for the benchmark; results stay exact, counters count the dense
+    work), ``busy``.
+
+    ``model`` (optional) initialises the weight memory at elaboration; otherwise it starts at zero and is loaded
+    through ``wr``.
+    """
+
+    def __init__(self, net: NetworkParams, hw: HardwareParams, model: Model | None = None):
+        net.validate()
+        hw.validate()
+        hw.check(net)
+        self.net, self.hw = net, hw
+        self.mmap = MemoryMap(net, hw)
+        self.olayout = OutputLayout(net)
+        self.init_words = self.mmap.words(model) if model is not None else None
+        P = hw.pe_count
+        super().__init__({
+            "inp": In(stream.Signature(self.input_layout(net))),
+            "out": Out(stream.Signature(unsigned(self.olayout.width))),
+            "wr": In(WeightWriteSignature(max(1, (self.mmap.depth - 1).bit_length()), P * hw.weight_bits)),
+            "dense": In(1),
+            "busy": Out(1),
+        })
+
+    @staticmethod
+    def input_layout(net: NetworkParams) -> StructLayout:
+        return StructLayout({"first": 1, "features": net.n_features * net.feature_bits})
+
+    def elaborate(self, platform):
+        net, hw, mmap = self.net, self.hw, self.mmap
+        m = Module()
+        P, T, S, wb, fb = hw.pe_count, net.time_steps, hw.scan_width, hw.weight_bits, net.feature_bits
+        L = len(net.layers)
+        full_mask = (1 << T) - 1
+
+        # ---------------------------------------------------------------- storage
+        wmem = memory.Memory(shape=unsigned(P * wb), depth=mmap.depth, init=self.init_words or [])
+        m.submodules.wmem = wmem
+        wwr = wmem.write_port()
+        wrd = wmem.read_port(domain="sync")
+        m.d.comb += [wwr.en.eq(self.wr.en & ~self.busy), wwr.addr.eq(self.wr.addr), wwr.data.eq(self.wr.data)]
+
+        n_src_max = max([net.fan_in(l) + lp.size for l, lp in enumerate(net.layers)] + [net.layers[-1].size])
+        index_bits = max(1, (max(net.n_features, max(lp.size for lp in net.layers)) - 1).bit_length())
+        ev_layout = StructLayout({"index": index_bits, "payload": fb, "mask": T, "rec": 1})
+        emem = memory.Memory(shape=ev_layout, depth=n_src_max, init=[])
+        m.submodules.emem = emem
+        ewr = emem.write_port()
+        erd = emem.read_port(domain="sync")
+
+        smems = []
+        for l, lp in enumerate(net.layers):
+            sm = memory.Memory(shape=unsigned(P * lp.state_bits), depth=ceil_div(lp.size, P), init=[])
+            m.submodules[f"state{l}"] = sm
+            smems.append((sm.write_port(), sm.read_port(domain="sync")))
+        features = Signal(net.n_features * fb)
+        spikes = [Signal(T * lp.size, name=f"spikes{l}") for l, lp in enumerate(net.layers)]
+        C, rb = net.readout.size, net.readout.state_bits
+        readout = Signal(C * rb)
+        fresh = Signal(L)                      # layer l's state memory is to be read as zero (utterance start)
+
+        # ---------------------------------------------------------------- datapath registers
+        acc_bits = max(net.acc_bits(l) for l in range(L + 1))
+        accs = [[Signal(signed(acc_bits), name=f"acc_t{t}_p{p}") for p in range(P)] for t in range(T)]
+        counters = {c: Signal(COUNTER_BITS, name=f"cnt_{c}") for c in HW_COUNTERS}
+        n_ev = Signal(range(n_src_max + 1))    # events written by GEN
+        grp = Signal(range(ceil_div(n_src_max, S) + 1))
+        done = Signal(S)                       # bits of the current group already turned into events
+        k = Signal(range(max(ceil_div(lp.size, P) for lp in net.layers) + ceil_div(C, P) + 1))
+        i = Signal(range(n_src_max + 3))       # ACC step
+        koff_ff = Signal(range(mmap.depth + 1))
+        koff_rec = Signal(range(mmap.depth + 1))
+        s2_valid = Signal()
+        s2_ev = Signal(ev_layout)
+
+        m.d.comb += self.busy.eq(1)
+        m.d.comb += [erd.addr.eq(i)] + [srd.addr.eq(k) for _, srd in smems]
+
+        def sources(l, seg):
+            """(n, nonzero bits, payload array, mask array) of segment ``seg`` ("ff"/"rec") of layer ``l``."""
+            if seg == "ff" and l == 0:
+                n = net.n_features
+                vals = [features[j * fb:(j + 1) * fb] for j in range(n)]
+                return n, [v != 0 for v in vals], vals, [Const(full_mask, T)] * n
+            src = spikes[l - 1] if seg == "ff" else spikes[l]
+            n = net.layers[l - 1].size if seg == "ff" else net.layers[l].size
+            masks = [Cat(*[src[t * n + j] for t in range(T)]) for j in range(n)]
+            return n, [mk.any() for mk in masks], [Const(1, fb)] * n, masks
+
+        def stage_names(l):
+            return f"GEN_FF{l}", f"GEN_REC{l}", f"ACC{l}", f"UPD{l}"
+
+        def counter_add(name, value):
+            m.d.sync += counters[name].eq(counters[name] + value)
+
+        # per-cycle accounting of the compute states
+        in_compute = Signal()
+        with m.If(in_compute):
+            counter_add("cycles", 1)
+
+        with m.FSM(init="IDLE"):
+            with m.State("IDLE"):
+                m.d.comb += [self.busy.eq(0), self.inp.ready.eq(1)]
+                with m.If(self.inp.valid):
+                    m.d.sync += features.eq(self.inp.payload.features)
+                    m.d.sync += [c.eq(0) for c in counters.values()]
+                    with m.If(self.inp.payload.first):
+                        m.d.sync += [s.eq(0) for s in spikes] + [readout.eq(0), fresh.eq((1 << L) - 1)]
+                    m.d.sync += [grp.eq(0), done.eq(0), n_ev.eq(0)]
+                    m.next = "GEN_FF0"
+
+            for l in range(L + 1):
+                is_readout = l == L
+                n_out = C if is_readout else net.layers[l].size
+                K = ceil_div(n_out, P)
+                ff_mat = mmap.matrices["out" if is_readout else f"in{l}"]
+                rec_mat = None if is_readout else mmap.matrices[f"rec{l}"]
+                gen_ff, gen_rec, acc_st, upd_st = stage_names(l)
+                after_ff = "ACC_INIT%d" % l if is_readout else gen_rec
+                nxt_layer_first = "GEN_FF%d" % (l + 1) if l < L else "OUT"
+
+                # ---------------- GEN: find-first-set over groups of S sources
+                for seg, state, after in (("ff", gen_ff, after_ff), ("rec", gen_rec, "ACC_INIT%d" % l)):
+                    if seg == "rec" and is_readout:
+                        continue
+                    n, nz, pay, msk = sources(l, seg)
+                    groups = ceil_div(n, S)
+                    with m.State(state):
+                        m.d.comb += in_compute.eq(1)
+                        gbits = Array([Cat(*[nz[g * S + b] if g * S + b < n else Const(0, 1) for b in range(S)])
+                                       for g in range(groups)])
+                        gvalid = Array([Const(sum(1 << b for b in range(S) if g * S + b < n), S)
+                                        for g in range(groups)])
+                        rem = Signal(S, name=f"rem_{state}")
+                        m.d.comb += rem.eq(Mux(self.dense, gvalid[grp], gbits[grp]) & ~done)
+                        first = Signal(range(S), name=f"ffs_{state}")
+                        for b in reversed(range(S)):
+                            with m.If(rem[b]):
+                                m.d.comb += first.eq(b)
+                        onehot = Signal(S, name=f"onehot_{state}")
+                        m.d.comb += onehot.eq(Const(1, S) << first)
+                        src = Signal(range(groups * S), name=f"src_{state}")
+                        m.d.comb += src.eq(grp * S + first)
+                        advance = Signal(name=f"adv_{state}")
+                        with m.If(rem == 0):
+                            m.d.comb += advance.eq(1)
+                        with m.Else():
+                            m.d.comb += [ewr.en.eq(1), ewr.addr.eq(n_ev), ewr.data.index.eq(src),
+                                         ewr.data.payload.eq(Array(pay + [Const(0, fb)] * (groups * S - n))[src]),
+                                         ewr.data.mask.eq(Array(msk + [Const(0, T)] * (groups * S - n))[src]),
+                                         ewr.data.rec.eq(seg == "rec")]
+                            m.d.sync += [n_ev.eq(n_ev + 1), done.eq(done | onehot)]
+                            counter_add("in_events" if seg == "ff" else "rec_events", 1)
+                            counter_add("weight_reads", n_out)
+                            with m.If((rem & ~onehot) == 0):
+                                m.d.comb += advance.eq(1)
+                        with m.If(advance):
+                            m.d.sync += [done.eq(0), grp.eq(grp + 1)]
+                            with m.If(grp == groups - 1):
+                                m.d.sync += grp.eq(0)
+                                m.next = after
+
+                # ---------------- ACC_INIT: one cycle to set chunk 0 (and let the last event write land)
+                with m.State("ACC_INIT%d" % l):
+                    m.d.comb += in_compute.eq(1)
+                    m.d.sync += [k.eq(0), i.eq(0), koff_ff.eq(ff_mat.base),
+                                 koff_rec.eq(rec_mat.base if rec_mat else 0), s2_valid.eq(0)]
+                    m.next = acc_st
+
+                # ---------------- ACC: replay the events of chunk k through the 2-stage pipeline
+                valid_lanes = Signal(P, name=f"lanes{l}")
+                last_lanes = sum(1 << p for p in range(P) if (K - 1) * P + p < n_out)
+                m.d.comb += valid_lanes.eq(Mux(k == K - 1, last_lanes, (1 << P) - 1))
+                with m.State(acc_st):
+                    m.d.comb += in_compute.eq(1)
+                    # stage 1: event i-1 is on erd.data; issue its weight word read
+                    s1_valid = Signal(name=f"s1v{l}")
+                    m.d.comb += s1_valid.eq((i >= 1) & (i <= n_ev))
+                    row_base = Mux(erd.data.rec, koff_rec, koff_ff)
+                    m.d.comb += wrd.addr.eq(row_base + erd.data.index)
+                    m.d.sync += [s2_valid.eq(s1_valid), s2_ev.eq(erd.data), i.eq(i + 1)]
+                    # stage 2: weights on wrd.data; every PE adds into the accumulators of the masked steps
+                    with m.If(s2_valid):
+                        counter_add("weight_words", 1)
+                        nzw = Cat(*[wrd.data[p * wb:(p + 1) * wb] != 0 for p in range(P)]) & valid_lanes
+                        n_nz = _popcount(nzw)
+                        counter_add("nz_weight_reads", n_nz)
+                        counter_add("accumulations", n_nz * _popcount(s2_ev.mask))
+                        shift_in = net.readout.in_shift if is_readout else net.layers[l].in_shift
+                        shift_rec = 0 if is_readout else net.layers[l].rec_shift
+                        for p in range(P):
+                            w = wrd.data[p * wb:(p + 1) * wb].as_signed()
+                            prod = w * s2_ev.payload
+                            add = Mux(s2_ev.rec, prod << shift_rec, prod << shift_in)
+                            for t in range(T):
+                                with m.If(s2_ev.mask[t]):
+                                    m.d.sync += accs[t][p].eq(accs[t][p] + add)
+                    with m.If(i == n_ev + 1):
+                        m.next = upd_st
+
+                # ---------------- UPD: the neuron unit, P lanes x T steps, one cycle
+                with m.State(upd_st):
+                    m.d.comb += in_compute.eq(1)
+                    n_valid = _popcount(valid_lanes)
+                    counter_add("state_reads", n_valid)
+                    counter_add("state_writes", n_valid)
+                    if is_readout:
+                        fmt_min, fmt_max = -(1 << (rb - 1)), (1 << (rb - 1)) - 1
+                        with m.Switch(k):
+                            for kk in range(K):
+                                with m.Case(kk):
+                                    for p in range(P):
+                                        c = kk * P + p
+                                        if c >= C:
+                                            continue
+                                        u = readout[c * rb:(c + 1) * rb].as_signed()
+                                        tot = u + sum(accs[t][p] for t in range(T))
+                                        sat = Mux(tot > fmt_max, fmt_max, Mux(tot < fmt_min, fmt_min, tot))
+                                        m.d.sync += readout[c * rb:(c + 1) * rb].eq(sat)
+                    else:
+                        lp = net.layers[l]
+                        sb, th = lp.state_bits, lp.threshold
+                        smin, smax = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
+                        swr, srd = smems[l]
+                        new_state, fired = [], [[None] * P for _ in range(T)]
+                        for p in range(P):
+                            v = Mux(fresh[l], 0, srd.data[p * sb:(p + 1) * sb].as_signed())
+                            for t in range(T):
+                                if lp.leak_shift:
+                                    v = v - (v >> lp.leak_shift)
+                                tot = v + accs[t][p]
+                                sat = Signal(signed(sb), name=f"sat{l}_t{t}_p{p}")
+                                m.d.comb += sat.eq(Mux(tot > smax, smax, Mux(tot < smin, smin, tot)))
+                                f = Signal(name=f"fire{l}_t{t}_p{p}")
+                                m.d.comb += f.eq((sat >= th) & valid_lanes[p])
+                                fired[t][p] = f
+                                if lp.reset is ResetMode.SUBTRACT:
+                                    v = Mux(f, sat - th, sat)
+                                else:
+                                    v = Mux(f, 0, sat)
+                            nv = Signal(signed(sb), name=f"v{l}_p{p}")
+                            m.d.comb += nv.eq(v)
+                            new_state.append(nv)
+                        m.d.comb += [swr.en.eq(1), swr.addr.eq(k), swr.data.eq(Cat(*new_state))]
+                        with m.Switch(k):
+                            for kk in range(K):
+                                with m.Case(kk):
+                                    for t in range(T):
+                                        lo = t * lp.size + kk * P
+                                        width = min(P, lp.size - kk * P)
+                                        m.d.sync += spikes[l][lo:lo + width].eq(Cat(*fired[t][:width]))
+                    m.d.sync += [a.eq(0) for row in accs for a in row]
+                    with m.If(k == K - 1):
+                        if not is_readout:
+                            m.d.sync += fresh[l].eq(0)
+                        m.d.sync += [grp.eq(0), done.eq(0), n_ev.eq(0)]
+                        m.next = nxt_layer_first
+                    with m.Else():
+                        m.d.sync += [k.eq(k + 1), i.eq(0), koff_ff.eq(koff_ff + ff_mat.rows)]
+                        if rec_mat is not None:
+                            m.d.sync += koff_rec.eq(koff_rec + rec_mat.rows)
+                        m.next = acc_st
+
+            with m.State("OUT"):
+                m.d.comb += self.out.valid.eq(1)
+                with m.If(self.out.ready):
+                    m.next = "IDLE"
+
+        payload = [readout] + spikes + [counters[c] for c in HW_COUNTERS]
+        m.d.comb += self.out.payload.eq(Cat(*payload))
+        return m

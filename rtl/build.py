@@ -1,0 +1,46 @@
+"""Verilog from the Amaranth design: Amaranth -> RTLIL -> Yosys (``proc; opt_clean; write_verilog``).
+
+The Yosys pass over RTLIL (rather than Amaranth's default Verilog) avoids the Icarus trap in ../shared/TOOLCHAIN.md
+(a combinational ``always @*`` that never triggers and leaves ``X``). Amaranth's built-in Yosys is always used,
+so a system Yosys never changes the output.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+from amaranth.back import rtlil  # noqa: E402
+from amaranth._toolchain.yosys import find_yosys  # noqa: E402
+
+from golden.model import Model  # noqa: E402
+from golden.params import HardwareParams, NetworkParams  # noqa: E402
+
+from .accel import Accelerator  # noqa: E402
+
+__all__ = ["TOP", "generate_verilog", "build_verilog"]
+
+TOP = "rsnn_accel"
+
+
+def generate_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None = None) -> str:
+    top = Accelerator(net, hw, model)
+    il = rtlil.convert(top, name=TOP, emit_src=False)
+    yosys = find_yosys(lambda ver: ver >= (0, 40))
+    script = "read_rtlil <<rtlil\n" + il + "\nrtlil\nproc\nmemory_collect\nopt_clean\nwrite_verilog -noattr\n"
+    return yosys.run(["-q", "-"], script, ignore_warnings=True)
+
+
+def build_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None, out_dir: Path) -> Path:
+    """Write ``<out_dir>/rsnn_accel_<hash>.v`` (cached by the configuration and the weights) and return it."""
+    key = repr((net.to_dict(), hw.to_dict(), None if model is None else
+                [model.w_out.tobytes()] + [lw.w_in.tobytes() + lw.w_rec.tobytes() for lw in model.layers]))
+    path = Path(out_dir) / f"{TOP}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.v"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(generate_verilog(net, hw, model))
+        tmp.replace(path)
+    return path
