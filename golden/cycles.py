@@ -29,6 +29,9 @@ from .params import HardwareParams
 __all__ = ["cycle_counts", "lower_bound", "realtime_clock_hz", "FRAME_OVERHEAD", "FRAME_PERIOD_S"]
 
 FRAME_OVERHEAD = 2        # input handshake + output handshake, outside the compute counter
+ACC_INIT = 1              # cycles to set up chunk 0 of a layer
+PIPELINE = 2              # event memory + weight memory read latency drained at the end of each chunk
+UPDATE = 1                # neuron-update cycles per chunk
 FRAME_PERIOD_S = 0.010    # one frame every 10 ms
 
 
@@ -74,7 +77,7 @@ def cycle_counts(model: Model, hw: HardwareParams, utterances=None, trace: Batch
             rec[:, 1:] = fired[l][:, :-1]
             g2, e2 = _gen(rec, S, dense)
             gen, events = gen + g2, events + e2
-        out[:, :, l] = gen + 1 + _ceil(n_out, P) * (events + 3)
+        out[:, :, l] = gen + ACC_INIT + _ceil(n_out, P) * (events + PIPELINE + UPDATE)
     return out * active[:, :, None]
 
 

