@@ -10,10 +10,13 @@ TRAIN_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all sim test train tools venv clean help
+.PHONY: all sim test train bench lint tools venv clean help
 
 help:
-	@echo "make sim    - the main job: golden model over the FSDD test split (RTL joins in issue #4)"
+	@echo "make sim    - the main job: FSDD test speech through golden and the RTL on Icarus and Verilator, compared"
+	@echo "              (SIM_ARGS=--all: all 300 utterances through the RTL; default 20)"
+	@echo "make bench  - zero-skip vs dense RTL cycles, golden vs Icarus vs Verilator throughput (build/report/bench.json)"
+	@echo "make lint   - verilator --lint-only -Wall on the generated Verilog with rtl/lint_waivers.vlt"
 	@echo "make test   - the test suite (what CI runs)"
 	@echo "make train  - retrain the shipped models from scratch (seeded; writes models/ and build/report/train.json)"
 	@echo "make venv   - only create .venv and install the project"
@@ -28,13 +31,19 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 tools:
-	@scripts/ensure_tools.sh iverilog
+	@scripts/ensure_tools.sh iverilog make g++
 
 sim: $(STAMP) tools
 	$(BIN)/rsnn sim $(SIM_ARGS)
 
 test: $(STAMP) tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) tools
+	$(BIN)/python -m tb.bench $(BENCH_ARGS)
+
+lint: $(STAMP) tools
+	$(BIN)/python -m rtl.lint
 
 train: $(STAMP)
 	$(BIN)/rsnn train $(TRAIN_ARGS)

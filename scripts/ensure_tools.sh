@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the system tools the project needs are present: install them with apt-get when running as root,
 # otherwise say exactly what to install. Idempotent and quick when everything is there.
-# Usage: scripts/ensure_tools.sh TOOL...   (known tools: iverilog)
+# Usage: scripts/ensure_tools.sh TOOL...   (known tools: iverilog, make, g++; Verilator builds with make + g++)
 set -euo pipefail
-declare -A PKG=([iverilog]=iverilog)
+declare -A PKG=([iverilog]=iverilog [make]=make [g++]=g++)
 missing=()
 for tool in "$@"; do
   [ -n "${PKG[$tool]:-}" ] || { echo "ensure_tools: unknown tool '$tool'" >&2; exit 2; }
