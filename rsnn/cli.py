@@ -18,7 +18,7 @@ from golden.frontend import AudioError, features_from_file
 from golden.model import Model, random_model
 from golden.modelfile import ModelFileError, load_model
 from golden.network import InputError, dense_counts, run_batch
-from golden.cycles import FRAME_OVERHEAD, cycle_counts, realtime_clock_hz
+from golden.cycles import FRAME_OVERHEAD, cycle_counts, lower_bound, realtime_clock_hz
 from golden.params import HardwareParams, ParamError
 
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -231,6 +231,20 @@ def cmd_sim(args) -> int:
     res["realtime_clock_hz"] = realtime_clock_hz(int(valid.max()))
     print(f"cycles per frame (P = {hw.pe_count}, incl. 2 handshake cycles): mean {period.mean():.1f}, max "
           f"{period.max()} -> real time at {res['realtime_clock_hz'] / 1e3:.1f} kHz")
+    trace = run_batch(model, feats)
+    bound = lower_bound(model, hw, trace)[cyc > 0]
+    res["cycles_per_frame"]["lower_bound_mean"] = round(float(bound.mean()), 2)
+    table = {}
+    for P in (1, 2, 4, 8, 16, 32, 64):
+        hp = HardwareParams(**{**hw.to_dict(), "pe_count": P})
+        c = cycle_counts(model, hp, feats, trace).sum(-1)
+        c = c[c > 0]
+        table[P] = {"mean": round(float(c.mean()) + FRAME_OVERHEAD, 1), "max": int(c.max()) + FRAME_OVERHEAD,
+                    "realtime_clock_hz": realtime_clock_hz(int(c.max())),
+                    "lower_bound_mean": round(float(lower_bound(model, hp, trace)[cyc > 0].mean()), 1)}
+    res["cycles_over_pe"] = table
+    print("P: mean / max cycles per frame -> real-time clock: " + "; ".join(
+        f"{P}: {t['mean']:.0f} / {t['max']} -> {t['realtime_clock_hz'] / 1e3:.1f} kHz" for P, t in table.items()))
     sims = [] if args.no_rtl else [s.strip() for s in args.simulators.split(",") if s.strip()]
     n_rtl = len(feats) if args.all else min(args.rtl_utterances, len(feats))
     pick = np.linspace(0, len(feats) - 1, n_rtl).round().astype(int) if n_rtl else np.zeros(0, dtype=int)

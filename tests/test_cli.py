@@ -90,11 +90,34 @@ def test_empty_manifest(capsys, tmp_path):
     assert rc == 2 and "lists no utterances" in err
 
 
+@pytest.mark.sim
 def test_sim_writes_report(capsys, dataset, tmp_path):
-    rc, out, _ = run_cli(capsys, "sim", "--data", str(dataset), "--json", str(tmp_path / "sim.json"))
-    assert rc == 0 and "zero-skip" in out
+    rc, out, _ = run_cli(capsys, "sim", "--data", str(dataset), "--json", str(tmp_path / "sim.json"),
+                         "--simulators", "icarus", "--pe", "8")
+    assert rc == 0 and "zero-skip" in out and "RTL == golden: yes" in out
     res = json.loads((tmp_path / "sim.json").read_text())
     assert res["split"] == "test" and res["n"] == 3 and 0 < res["activity"]["zero_skip_work_fraction"] <= 1
+    ic = res["simulators"]["icarus"]
+    assert ic["utterances"] == 3 and ic["frames"] == 3 * 38 and ic["mismatches"] == 0 == ic["cycle_mismatches"]
+    assert res["accuracy"] == res["simulators"]["icarus"]["golden_accuracy_same_utterances"]
+    assert res["cycles_per_frame"]["max"] >= res["cycles_per_frame"]["mean"] > res["cycles_per_frame"][
+        "lower_bound_mean"] > 0
+    assert res["realtime_clock_hz"] == res["cycles_per_frame"]["max"] * 100
+    assert res["hardware"]["pe_count"] == 8 and set(res["cycles_over_pe"]) >= {"8", "16"}
+
+
+@pytest.mark.sim
+def test_infer_through_the_rtl(capsys, dataset):
+    rc, out, _ = run_cli(capsys, "infer", "--rtl", str(dataset / "wav" / "1.wav"), "--pe", "8")
+    assert rc == 0
+    line = json.loads(out.splitlines()[-1])
+    assert line["rtl"]["decision"] == line["decision"] and line["rtl"]["mismatching_frames"] == 0
+    assert line["rtl"]["cycle_mismatches"] == 0 and line["rtl"]["cycles"] > 0
+
+
+def test_sim_refuses_bad_hardware(capsys, dataset):
+    rc, _, err = run_cli(capsys, "sim", "--data", str(dataset), "--pe", "0")
+    assert rc == 2 and "pe_count" in err and "--pe" in err
 
 
 def test_parser_lists_commands():

@@ -186,3 +186,18 @@ def test_shipped_model_twin_equals_golden_on_real_speech():
     for b, n in enumerate(ref.lengths):
         assert np.array_equal(out.readout.numpy().astype(np.int64)[b, :n], ref.readout[b, :n])
     assert ref.spikes[0].any()
+
+
+def test_spec_masks_zero_one_band_and_one_span_per_utterance():
+    from train.loop import _mask
+    x = torch.ones(3, 20, 10)
+    L = torch.tensor([20, 12, 8])
+    cfg = TrainConfig(freq_mask=3, time_mask=4)
+    a = _mask(x, L, cfg, np.random.default_rng(5))
+    b = _mask(x, L, cfg, np.random.default_rng(5))
+    assert torch.equal(a, b)                                     # seeded
+    for i in range(3):
+        zero_cols = int((a[i].sum(0) == 0).sum())
+        zero_rows = int((a[i, :int(L[i])].sum(1) == 0).sum())
+        assert zero_cols <= 3 and zero_rows <= 4
+    assert torch.equal(_mask(x, L, TrainConfig(), np.random.default_rng(0)), x)   # off by default
