@@ -10,13 +10,14 @@ TRAIN_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all sim test train bench lint tools venv clean help
+.PHONY: all sim test train bench lint synth tools venv clean help
 
 help:
 	@echo "make sim    - the main job: FSDD test speech through golden and the RTL on Icarus and Verilator, compared"
 	@echo "              (SIM_ARGS=--all: all 300 utterances through the RTL; default 20)"
 	@echo "make bench  - zero-skip vs dense RTL cycles, golden vs Icarus vs Verilator throughput (build/report/bench.json)"
 	@echo "make lint   - verilator --lint-only -Wall on the generated Verilog with rtl/lint_waivers.vlt"
+	@echo "make synth  - Yosys: generic cells, transistors, sky130 area, iCE40 LUT/FF (build/report/synth.json)"
 	@echo "make test   - the test suite (what CI runs)"
 	@echo "make train  - retrain the shipped models from scratch (seeded; writes models/ and build/report/train.json)"
 	@echo "make venv   - only create .venv and install the project"
@@ -41,6 +42,9 @@ test: $(STAMP) tools
 
 bench: $(STAMP) tools
 	$(BIN)/python -m tb.bench $(BENCH_ARGS)
+
+synth: $(STAMP)
+	$(BIN)/python -m synth.synth $(SYNTH_ARGS)
 
 lint: $(STAMP) tools
 	$(BIN)/python -m rtl.lint

