@@ -10,7 +10,7 @@ TRAIN_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all sim test train bench lint synth tools venv clean help
+.PHONY: all sim test train bench lint synth report tools venv clean help
 
 help:
 	@echo "make sim    - the main job: FSDD test speech through golden and the RTL on Icarus and Verilator, compared"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench  - zero-skip vs dense RTL cycles, golden vs Icarus vs Verilator throughput (build/report/bench.json)"
 	@echo "make lint   - verilator --lint-only -Wall on the generated Verilog with rtl/lint_waivers.vlt"
 	@echo "make synth  - Yosys: generic cells, transistors, sky130 area, iCE40 LUT/FF (build/report/synth.json)"
+	@echo "make report - efficiency report beside seed 004 (after make sim + make synth): build/report/report.md"
 	@echo "make test   - the test suite (what CI runs)"
 	@echo "make train  - retrain the shipped models from scratch (seeded; writes models/ and build/report/train.json)"
 	@echo "make venv   - only create .venv and install the project"
@@ -45,6 +46,9 @@ bench: $(STAMP) tools
 
 synth: $(STAMP)
 	$(BIN)/python -m synth.synth $(SYNTH_ARGS)
+
+report: $(STAMP)
+	$(BIN)/python -m synth.report
 
 lint: $(STAMP) tools
 	$(BIN)/python -m rtl.lint

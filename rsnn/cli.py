@@ -197,7 +197,8 @@ def rtl_run(model: Model, hw: HardwareParams, feats: list, simulators, work_dir:
         out[sim] = {"utterances": len(feats), "frames": c["frames"], "mismatches": c["mismatches"],
                     "cycle_mismatches": c["cycle_mismatches"], "wall_s": round(r.wall_s, 2),
                     "build_s": round(r.build_s, 2), "frames_per_s": round(c["frames"] / r.wall_s, 1),
-                    "details": c["details"], "decisions": c["decisions"], "cycles": c["cycles"]}
+                    "details": c["details"], "decisions": c["decisions"], "cycles": c["cycles"],
+                    "counters_total": c["counters_total"]}
         log(f"  {sim}: {c['mismatches']} mismatching frames, {c['cycle_mismatches']} cycle mismatches "
             f"({r.wall_s:.1f} s simulation, {r.build_s:.1f} s build)")
         for d in c["details"]:

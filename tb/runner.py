@@ -156,6 +156,7 @@ def compare(model: Model, hw: HardwareParams, utterances, result: SimResult, den
                     details.append(f"utterance {b} frame {f}: cycles RTL {o['counters']['cycles']} "
                                    f"model {int(cyc[b, f])}")
         decisions_rtl.append(int(np.argmax(result.outputs[n - 1]["readout"])))
-    return {"frames": n, "mismatches": mism, "cycle_mismatches": cmism, "details": details,
+    totals = {k: int(sum(o["counters"][k] for o in result.outputs)) for k in result.outputs[0]["counters"]}
+    return {"frames": n, "mismatches": mism, "cycle_mismatches": cmism, "details": details, "counters_total": totals,
             "decisions": decisions_rtl, "golden_decisions": [int(d) for d in trace.decisions],
             "cycles": [int(o["counters"]["cycles"]) for o in result.outputs]}
