@@ -37,19 +37,24 @@ SEED_004 = {"model_bytes": "0.1 MB (2.79 MB float, -96.42 %)", "work_per_s": "13
             "accuracy": "TIMIT (phone recognition), not comparable"}
 
 
-def _load(name: str) -> dict:
-    p = REPORT / name
+class ReportError(RuntimeError):
+    pass
+
+
+def _load(p: Path, cmd: str) -> dict:
     if not p.is_file():
-        cmd = {"sim.json": "make sim", "synth.json": "make synth"}[name]
-        raise SystemExit(f"report: {p} is missing: run `{cmd}` first")
-    return json.loads(p.read_text())
+        raise ReportError(f"{p} is missing: run `{cmd}` first")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ReportError(f"{p} is not valid JSON ({e}): run `{cmd}` again") from None
 
 
 def energy(sim: dict, hw_words_bits: int) -> dict:
     """Activity-based energy per frame from the RTL's counters of the `make sim` run."""
     sims = sim.get("simulators") or {}
     if not sims:
-        raise SystemExit("report: sim.json has no RTL run (it was made with --no-rtl): run `make sim`")
+        raise ReportError("sim.json has no RTL run (it was made with --no-rtl): run `make sim`")
     name, run = next(iter(sims.items()))
     c, frames = run["counters_total"], run["frames"]
     P = sim["hardware"]["pe_count"]
@@ -148,8 +153,9 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
-def build(out: Path = REPORT) -> dict:
-    sim, synth = _load("sim.json"), _load("synth.json")
+def build(out: Path = REPORT, sim_path: Path | None = None, synth_path: Path | None = None) -> dict:
+    sim = _load(Path(sim_path or REPORT / "sim.json"), "make sim")
+    synth = _load(Path(synth_path or REPORT / "synth.json"), "make synth")
     mem_bits = synth["memory_bits"]
     e = energy(sim, mem_bits["weights"])
     th = theoretical(sim)
@@ -232,7 +238,11 @@ def markdown(r: dict, sim: dict, synth: dict) -> str:
 
 def main(argv=None) -> int:
     argparse.ArgumentParser(prog="python -m synth.report", description=__doc__.split("\n\n")[0]).parse_args(argv)
-    r = build()
+    try:
+        r = build()
+    except ReportError as e:
+        print(f"report: error: {e}", file=sys.stderr)
+        return 2
     o = r["ours"]
     print(f"real time at {o['realtime_clock_hz'] / 1e3:.1f} kHz, estimated {o['power_w_estimate'] * 1e6:.2f} uW, "
           f"{o['area_mm2_estimate']:.3f} mm2 (estimate); wrote {REPORT / 'report.md'} and report.json")

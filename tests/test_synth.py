@@ -37,3 +37,34 @@ def test_memory_bits_refuse_a_model_that_does_not_fit():
     from golden.params import ParamError
     with pytest.raises(ParamError):
         memory_bits(default_network(hidden=(300, 8)), HardwareParams())
+
+
+def test_report_from_a_small_run(small, tmp_path, capsys):
+    """rsnn sim (Icarus, synthetic speech) + synthesis of a small configuration -> report.md, report.json, plots."""
+    import json
+    from conftest import tone, write_wav
+    from rsnn.cli import main
+    from synth.report import build
+    net, hw, synth = small
+    d = tmp_path / "data"
+    (d / "wav").mkdir(parents=True)
+    rows = ["path,digit,speaker,official_split"]
+    for i, f in enumerate((400, 1200)):
+        write_wav(d / "wav" / f"{i}.wav", tone(f, 0.3, 8000), 8000)
+        rows.append(f"wav/{i}.wav,{i},s{i},test")
+    (d / "manifest.csv").write_text("\n".join(rows) + "\n")
+    assert main(["sim", "--data", str(d), "--simulators", "icarus", "--pe", "8",
+                 "--json", str(tmp_path / "sim.json")]) == 0
+    (tmp_path / "synth.json").write_text(json.dumps(synth))
+    r = build(tmp_path / "out", tmp_path / "sim.json", tmp_path / "synth.json")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "seed 004" in md and "ESTIMATE" in md
+    assert r["ours"]["power_w_estimate"] > 0 and r["theoretical_seed_003"]["ratio"] > 1
+    for png in r["plots"].values():
+        assert (tmp_path / "out" / png).stat().st_size > 1000
+
+
+def test_report_names_what_is_missing(tmp_path):
+    from synth.report import ReportError, build
+    with pytest.raises(ReportError, match="make sim"):
+        build(tmp_path, tmp_path / "nope.json", tmp_path / "nope2.json")
