@@ -58,9 +58,13 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, net: NetworkParams, hw: HardwareParams, model: Model | None = None):
-        net.validate()
-        hw.validate()
-        hw.check(net)
+        try:
+            net.validate()
+            hw.validate()
+            hw.check(net)
+        except Exception:
+            self._MustUse__silence = True   # refused: never to be elaborated, so no "created but never used"
+            raise
         self.net, self.hw = net, hw
         self.mmap = MemoryMap(net, hw)
         self.olayout = OutputLayout(net)
