@@ -47,6 +47,85 @@ def _popcount(bits):
     return sum((bits[i] for i in range(len(bits))), Const(0, range(len(bits) + 1)))
 
 
+class PEArray(wiring.Component):
+    """P processing elements x T accumulators. While ``en``: every PE ``p`` adds ``w_p * payload << shift`` (``w_p``
+    = lane ``p`` of ``word``, two's complement) into the accumulator of each time step set in ``mask``. ``clear``
+    zeroes them all (it wins over ``en``). ``acc``: accumulator ``(t, p)`` in bits ``[(t*P + p)*ab, ...)``."""
+
+    def __init__(self, P: int, T: int, wb: int, pb: int, ab: int, max_shift: int):
+        self.P, self.T, self.wb, self.ab = P, T, wb, ab
+        super().__init__({"word": In(P * wb), "payload": In(pb), "mask": In(T), "shift": In(range(max_shift + 1)),
+                          "en": In(1), "clear": In(1), "acc": Out(T * P * ab)})
+
+    def elaborate(self, platform):
+        m = Module()
+        P, T, wb, ab = self.P, self.T, self.wb, self.ab
+        for p in range(P):
+            w = self.word[p * wb:(p + 1) * wb].as_signed()
+            add = Signal(signed(ab), name=f"add_p{p}")
+            m.d.comb += add.eq((w * self.payload) << self.shift)
+            for t in range(T):
+                acc = Signal(signed(ab), name=f"acc_t{t}_p{p}")
+                m.d.comb += self.acc[(t * P + p) * ab:(t * P + p + 1) * ab].eq(acc)
+                with m.If(self.clear):
+                    m.d.sync += acc.eq(0)
+                with m.Elif(self.en & self.mask[t]):
+                    m.d.sync += acc.eq(acc + add)
+        return m
+
+
+class NeuronUnit(wiring.Component):
+    """The neuron update of P lanes over T steps, combinational (golden's update order, step 3): per lane ``p``,
+    from ``state`` (zero when ``fresh``) and the T accumulators: leak, saturate, fire, reset. ``fired`` bit
+    ``t*P + p``; lanes not set in ``lanes`` never fire."""
+
+    def __init__(self, lp, P: int, T: int, ab: int):
+        self.lp, self.P, self.T, self.ab = lp, P, T, ab
+        sb = lp.state_bits
+        super().__init__({"state": In(P * sb), "acc": In(T * P * ab), "fresh": In(1), "lanes": In(P),
+                          "new_state": Out(P * sb), "fired": Out(T * P)})
+
+    def elaborate(self, platform):
+        m = Module()
+        lp, P, T, ab = self.lp, self.P, self.T, self.ab
+        sb, th = lp.state_bits, lp.threshold
+        smin, smax = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
+        for p in range(P):
+            v = Mux(self.fresh, 0, self.state[p * sb:(p + 1) * sb].as_signed())
+            for t in range(T):
+                if lp.leak_shift:
+                    v = v - (v >> lp.leak_shift)
+                tot = v + self.acc[(t * P + p) * ab:(t * P + p + 1) * ab].as_signed()
+                sat = Signal(signed(sb), name=f"sat_t{t}_p{p}")
+                m.d.comb += sat.eq(Mux(tot > smax, smax, Mux(tot < smin, smin, tot)))
+                f = self.fired[t * P + p]
+                m.d.comb += f.eq((sat >= th) & self.lanes[p])
+                if lp.reset is ResetMode.SUBTRACT:
+                    v = Mux(f, sat - th, sat)
+                else:
+                    v = Mux(f, 0, sat)
+            m.d.comb += self.new_state[p * sb:(p + 1) * sb].eq(v)
+        return m
+
+
+class ReadoutUnit(wiring.Component):
+    """The readout update of P lanes: ``new_u = saturate(u + sum over t of acc[t])`` (one saturation per frame)."""
+
+    def __init__(self, rb: int, P: int, T: int, ab: int):
+        self.rb, self.P, self.T, self.ab = rb, P, T, ab
+        super().__init__({"u": In(P * rb), "acc": In(T * P * ab), "new_u": Out(P * rb)})
+
+    def elaborate(self, platform):
+        m = Module()
+        rb, P, T, ab = self.rb, self.P, self.T, self.ab
+        lo, hi = -(1 << (rb - 1)), (1 << (rb - 1)) - 1
+        for p in range(P):
+            tot = self.u[p * rb:(p + 1) * rb].as_signed() + sum(
+                self.acc[(t * P + p) * ab:(t * P + p + 1) * ab].as_signed() for t in range(T))
+            m.d.comb += self.new_u[p * rb:(p + 1) * rb].eq(Mux(tot > hi, hi, Mux(tot < lo, lo, tot)))
+        return m
+
+
 class Accelerator(wiring.Component):
     """Ports: ``inp`` (stream of :meth:`input_layout`: ``first`` clears all state before the frame), ``out``
     (stream of :class:`rtl.layout.OutputLayout` words, one per frame), ``wr`` (weight loading), ``dense`` (1:
@@ -117,7 +196,8 @@ class Accelerator(wiring.Component):
 
         # ---------------------------------------------------------------- datapath registers
         acc_bits = max(net.acc_bits(l) for l in range(L + 1))
-        accs = [[Signal(signed(acc_bits), name=f"acc_t{t}_p{p}") for p in range(P)] for t in range(T)]
+        max_shift = max([net.readout.in_shift] + [max(lp.in_shift, lp.rec_shift) for lp in net.layers])
+        m.submodules.pe_array = pes = PEArray(P, T, wb, fb, acc_bits, max_shift)
         counters = {c: Signal(COUNTER_BITS, name=f"cnt_{c}") for c in HW_COUNTERS}
         n_ev = Signal(range(n_src_max + 1))    # events written by GEN
         grp = Signal(range(ceil_div(n_src_max, S) + 1))
@@ -235,22 +315,17 @@ class Accelerator(wiring.Component):
                     row_base = Mux(erd.data.rec, koff_rec, koff_ff)
                     m.d.comb += wrd.addr.eq(row_base + erd.data.index)
                     m.d.sync += [s2_valid.eq(s1_valid), s2_ev.eq(erd.data), i.eq(i + 1)]
-                    # stage 2: weights on wrd.data; every PE adds into the accumulators of the masked steps
+                    # stage 2: weights on wrd.data, broadcast to the PE array (accumulators of the masked steps)
+                    shift_in = net.readout.in_shift if is_readout else net.layers[l].in_shift
+                    shift_rec = 0 if is_readout else net.layers[l].rec_shift
+                    m.d.comb += [pes.word.eq(wrd.data), pes.payload.eq(s2_ev.payload), pes.mask.eq(s2_ev.mask),
+                                 pes.shift.eq(Mux(s2_ev.rec, shift_rec, shift_in)), pes.en.eq(s2_valid)]
                     with m.If(s2_valid):
                         counter_add("weight_words", 1)
                         nzw = Cat(*[wrd.data[p * wb:(p + 1) * wb] != 0 for p in range(P)]) & valid_lanes
                         n_nz = _popcount(nzw)
                         counter_add("nz_weight_reads", n_nz)
                         counter_add("accumulations", n_nz * _popcount(s2_ev.mask))
-                        shift_in = net.readout.in_shift if is_readout else net.layers[l].in_shift
-                        shift_rec = 0 if is_readout else net.layers[l].rec_shift
-                        for p in range(P):
-                            w = wrd.data[p * wb:(p + 1) * wb].as_signed()
-                            prod = w * s2_ev.payload
-                            add = Mux(s2_ev.rec, prod << shift_rec, prod << shift_in)
-                            for t in range(T):
-                                with m.If(s2_ev.mask[t]):
-                                    m.d.sync += accs[t][p].eq(accs[t][p] + add)
                     with m.If(i == n_ev + 1):
                         m.next = upd_st
 
@@ -261,51 +336,34 @@ class Accelerator(wiring.Component):
                     counter_add("state_reads", n_valid)
                     counter_add("state_writes", n_valid)
                     if is_readout:
-                        fmt_min, fmt_max = -(1 << (rb - 1)), (1 << (rb - 1)) - 1
+                        unit = ReadoutUnit(rb, P, T, acc_bits)
+                        m.submodules.readout_unit = unit
+                        m.d.comb += unit.acc.eq(pes.acc)
+                        chunks = [Cat(*[readout[(kk * P + p) * rb:(kk * P + p + 1) * rb] if kk * P + p < C
+                                        else Const(0, rb) for p in range(P)]) for kk in range(K)]
+                        m.d.comb += unit.u.eq(Array(chunks)[k])
                         with m.Switch(k):
                             for kk in range(K):
                                 with m.Case(kk):
-                                    for p in range(P):
+                                    for p in range(min(P, C - kk * P)):
                                         c = kk * P + p
-                                        if c >= C:
-                                            continue
-                                        u = readout[c * rb:(c + 1) * rb].as_signed()
-                                        tot = u + sum(accs[t][p] for t in range(T))
-                                        sat = Mux(tot > fmt_max, fmt_max, Mux(tot < fmt_min, fmt_min, tot))
-                                        m.d.sync += readout[c * rb:(c + 1) * rb].eq(sat)
+                                        m.d.sync += readout[c * rb:(c + 1) * rb].eq(unit.new_u[p * rb:(p + 1) * rb])
                     else:
                         lp = net.layers[l]
-                        sb, th = lp.state_bits, lp.threshold
-                        smin, smax = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
+                        unit = NeuronUnit(lp, P, T, acc_bits)
+                        m.submodules[f"neuron_unit{l}"] = unit
                         swr, srd = smems[l]
-                        new_state, fired = [], [[None] * P for _ in range(T)]
-                        for p in range(P):
-                            v = Mux(fresh[l], 0, srd.data[p * sb:(p + 1) * sb].as_signed())
-                            for t in range(T):
-                                if lp.leak_shift:
-                                    v = v - (v >> lp.leak_shift)
-                                tot = v + accs[t][p]
-                                sat = Signal(signed(sb), name=f"sat{l}_t{t}_p{p}")
-                                m.d.comb += sat.eq(Mux(tot > smax, smax, Mux(tot < smin, smin, tot)))
-                                f = Signal(name=f"fire{l}_t{t}_p{p}")
-                                m.d.comb += f.eq((sat >= th) & valid_lanes[p])
-                                fired[t][p] = f
-                                if lp.reset is ResetMode.SUBTRACT:
-                                    v = Mux(f, sat - th, sat)
-                                else:
-                                    v = Mux(f, 0, sat)
-                            nv = Signal(signed(sb), name=f"v{l}_p{p}")
-                            m.d.comb += nv.eq(v)
-                            new_state.append(nv)
-                        m.d.comb += [swr.en.eq(1), swr.addr.eq(k), swr.data.eq(Cat(*new_state))]
+                        m.d.comb += [unit.state.eq(srd.data), unit.acc.eq(pes.acc), unit.fresh.eq(fresh[l]),
+                                     unit.lanes.eq(valid_lanes)]
+                        m.d.comb += [swr.en.eq(1), swr.addr.eq(k), swr.data.eq(unit.new_state)]
                         with m.Switch(k):
                             for kk in range(K):
                                 with m.Case(kk):
                                     for t in range(T):
                                         lo = t * lp.size + kk * P
                                         width = min(P, lp.size - kk * P)
-                                        m.d.sync += spikes[l][lo:lo + width].eq(Cat(*fired[t][:width]))
-                    m.d.sync += [a.eq(0) for row in accs for a in row]
+                                        m.d.sync += spikes[l][lo:lo + width].eq(unit.fired[t * P:t * P + width])
+                    m.d.comb += pes.clear.eq(1)
                     with m.If(k == K - 1):
                         if not is_readout:
                             m.d.sync += fresh[l].eq(0)
