@@ -135,12 +135,15 @@ def plots(sim: dict, synth: dict, out: Path) -> dict:
     ax.set_title(f"cycles per frame, P = {hw.pe_count} (cycle model = RTL)")
     ax.legend()
     files["cycles"] = _save(fig, out / "cycles.png")
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    labels = ["logic (sky130 cells)", "memories (SRAM estimate)"]
-    vals = [synth["area_um2"]["sky130"] / 1e6, synth["memory_area_um2"]["as_sram_estimate"] / 1e6]
-    ax.bar(labels, vals)
-    ax.set_ylabel("mm2")
-    ax.set_title("area breakdown")
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    by = synth["by_module"]
+    labels = [k.replace("_", " ") for k in by if k != "memories"] + ["memories (SRAM est.)"]
+    vals = [v["area_um2_sky130"] / 1e6 for k, v in by.items() if k != "memories"] + [
+        by["memories"]["area_um2_sram_estimate"] / 1e6]
+    ax.barh(labels, vals)
+    ax.set_xscale("log")
+    ax.set_xlabel("mm2 (log scale)")
+    ax.set_title("area breakdown (sky130 synthesis; memories as SRAM estimate)")
     files["area"] = _save(fig, out / "area.png")
     return files
 
@@ -227,7 +230,12 @@ def markdown(r: dict, sim: dict, synth: dict) -> str:
               f"{th['E_SNN_pj_per_frame'] / 1e3:.2f} nJ per frame: {th['ratio']:.1f}x less. {th['note']}. "
               "Seed 003 prints the two energies as nJ; they are the 45 nm 32-bit float figures in pJ.", "",
               "## Synthesis", "",
-              f"sky130 logic {synth['area_um2']['sky130']:.0f} um2, {synth['transistors']:,} transistors (logic), "
+              "| module | sky130 area (um2) |", "|---|---|"] + [
+              f"| {k} | {v['area_um2_sky130']:,.0f} |" for k, v in synth["by_module"].items() if k != "memories"] + [
+              f"| memories ({sum(synth['memory_bits'].values()):,} bits, SRAM estimate) | "
+              f"{synth['memory_area_um2']['as_sram_estimate']:,.0f} |", "",
+              f"sky130 logic {synth['area_um2']['sky130']:.0f} um2 (OSU 0.18 um: "
+              f"{synth['area_um2'].get('osu018') or 'not available'} um2), {synth['transistors']:,} transistors (logic), "
               f"iCE40 {synth['ice40']['lut']} LUT4 / {synth['ice40']['ff']} FF / {synth['ice40']['bram']} "
               f"BRAM; memories {sum(synth['memory_bits'].values()):,} bits "
               f"({', '.join(f'{k} {v:,}' for k, v in synth['memory_bits'].items())}).", "",

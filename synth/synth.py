@@ -184,7 +184,8 @@ def synthesize(net: NetworkParams, hw: HardwareParams, work: Path, ice40: bool =
     g = _stat(_yosys(coarse + "abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX\nopt_clean\nstat -tech cmos -json\n", work,
                      work / "generic.log"))
     log("yosys: sky130 area-only cells ...")
-    s = _stat(_yosys(coarse + "dfflibmap -liberty sky130_area.lib\nabc -liberty sky130_area.lib\nopt_clean\n"
+    hier = coarse.replace("flatten\n", "")      # keep the submodules: the per-module breakdown
+    s = _stat(_yosys(hier + "dfflibmap -liberty sky130_area.lib\nabc -liberty sky130_area.lib\nopt_clean\n"
                      "stat -liberty sky130_area.lib -json\n", work, work / "sky130.log"))
     top_g, top_s = g["modules"][f"\\{TOP}"], s["modules"][f"\\{TOP}"]
     mem = memory_bits(net, hw)
@@ -197,9 +198,9 @@ def synthesize(net: NetworkParams, hw: HardwareParams, work: Path, ice40: bool =
         "transistors_note": "stat -tech cmos over the logic mapped to simple gates and plain D flip-flops; "
                             "memories excluded (see memory_bits): Yosys marks the figure '+' because the memory "
                             "cells are not counted",
-        "area_um2": {"sky130": round(float(top_s["area"]), 1)},
+        "area_um2": {"sky130": round(float(top_s["area"]), 1)},   # hierarchical: includes the submodules
         "area_note": "sky130: sky130_fd_sc_hd cell area (LEF SIZE) of the logic after ABC mapping to 15 cell kinds "
-                     "+ dfxtp_1; osu018: ABC + dfflibmap to the OSU 0.18 um Liberty (Debian qflow-tech-osu018); "
+                     "+ dfxtp_1, synthesized per module (no flattening, for by_module); osu018: ABC + dfflibmap to the OSU 0.18 um Liberty (Debian qflow-tech-osu018); "
                      "memories excluded; no placement utilisation or wiring",
         "sky130_cells": top_s["num_cells_by_type"],
         "memory_bits": mem,
@@ -225,8 +226,19 @@ def synthesize(net: NetworkParams, hw: HardwareParams, work: Path, ice40: bool =
         res["ice40"] = {"lut": int(cells.get("SB_LUT4", 0)),
                         "ff": int(sum(v for k, v in cells.items() if k.startswith("SB_DFF"))),
                         "bram": int(cells.get("SB_RAM40_4K", 0)), "carry": int(cells.get("SB_CARRY", 0))}
-    res["by_module"] = {"logic (everything but the memories)": {"area_um2_sky130": res["area_um2"]["sky130"]},
-                        "memories": {"bits": mem, "area_um2_sram_estimate": res["memory_area_um2"]["as_sram_estimate"]}}
+    subs = {k.lstrip("\\").split(".", 1)[1]: float(v["area"]) for k, v in s["modules"].items()
+            if k.lstrip("\\").startswith(f"{TOP}.")}
+    groups = {"pe_array": [n for n in subs if n == "pe_array"],
+              "neuron_units": [n for n in subs if n.startswith("neuron_unit")],
+              "readout_unit": [n for n in subs if n == "readout_unit"]}
+    by = {g: {"area_um2_sky130": round(sum(subs[n] for n in names), 1), "modules": names}
+          for g, names in groups.items()}
+    by["event_generation_control_counters"] = {
+        "area_um2_sky130": round(float(top_s["area"]) - sum(subs.values()), 1),
+        "modules": [TOP], "note": "the top level: event generator (find-first-set, event memory addressing), "
+                                  "FSM, weight/state addressing, spike vectors, readout registers, counters"}
+    by["memories"] = {"bits": mem, "area_um2_sram_estimate": res["memory_area_um2"]["as_sram_estimate"]}
+    res["by_module"] = by
     res["seconds"] = round(time.perf_counter() - t0, 1)
     return res
 

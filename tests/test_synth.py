@@ -24,6 +24,12 @@ def test_every_view_is_reported(small):
     assert r["sky130_cells"]["sky130_fd_sc_hd__dfxtp_1"] > 0
     # the logic holds at least the PE accumulators and counters as flip-flops
     assert r["cells_generic"]["$_DFF_P_"] >= hw.pe_count * net.time_steps + 10 * 32
+    by = r["by_module"]
+    parts = [by[k]["area_um2_sky130"] for k in ("pe_array", "neuron_units", "readout_unit",
+                                                "event_generation_control_counters")]
+    assert min(parts) > 0 and sum(parts) == pytest.approx(r["area_um2"]["sky130"], abs=1)
+    assert by["neuron_units"]["modules"] == ["neuron_unit0", "neuron_unit1"] or \
+        sorted(by["neuron_units"]["modules"]) == ["neuron_unit0", "neuron_unit1"]
     assert r["memory_bits"]["weights"] == MemoryMap(net, hw).depth * hw.pe_count * 4
     assert r["memory_area_um2"]["as_sram_estimate"] == pytest.approx(sum(r["memory_bits"].values()) * 23.28, rel=1e-6)
 
