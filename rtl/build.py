@@ -34,8 +34,10 @@ def generate_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None
 
 
 def build_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None, out_dir: Path) -> Path:
-    """Write ``<out_dir>/rsnn_accel_<hash>.v`` (cached by the configuration and the weights) and return it."""
-    key = repr((net.to_dict(), hw.to_dict(), None if model is None else
+    """Write ``<out_dir>/rsnn_accel_<hash>.v`` (cached by the RTL sources, the configuration and the weights) and
+    return it."""
+    rtl_src = "".join(p.read_text() for p in sorted(Path(__file__).parent.glob("*.py")))  # a code change rebuilds
+    key = repr((rtl_src, net.to_dict(), hw.to_dict(), None if model is None else
                 [model.w_out.tobytes()] + [lw.w_in.tobytes() + lw.w_rec.tobytes() for lw in model.layers]))
     path = Path(out_dir) / f"{TOP}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.v"
     if not path.is_file():
