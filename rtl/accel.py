@@ -141,13 +141,13 @@ class Accelerator(wiring.Component):
             net.validate()
             hw.validate()
             hw.check(net)
+            self.mmap = MemoryMap(net, hw)
+            self.init_words = self.mmap.words(model) if model is not None else None
         except Exception:
             self._MustUse__silence = True   # refused: never to be elaborated, so no "created but never used"
             raise
         self.net, self.hw = net, hw
-        self.mmap = MemoryMap(net, hw)
         self.olayout = OutputLayout(net)
-        self.init_words = self.mmap.words(model) if model is not None else None
         P = hw.pe_count
         super().__init__({
             "inp": In(stream.Signature(self.input_layout(net))),

@@ -1,5 +1,4 @@
 """The PyTorch twin against golden (bit-exact), the export's refusals, pruning, and a tiny end-to-end training."""
-import dataclasses
 
 import numpy as np
 import pytest

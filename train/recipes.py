@@ -20,7 +20,7 @@ from golden.modelfile import save_model
 from golden.params import FrontEndParams
 
 from .data import FeatureSet, load_features
-from .loop import TrainConfig, golden_metrics, model_summary, train
+from .loop import TrainConfig, model_summary, train
 
 __all__ = ["Recipe", "RECIPES", "run_recipe"]
 
