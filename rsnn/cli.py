@@ -247,6 +247,8 @@ def cmd_sim(args) -> int:
     print("P: mean / max cycles per frame -> real-time clock: " + "; ".join(
         f"{P}: {t['mean']:.0f} / {t['max']} -> {t['realtime_clock_hz'] / 1e3:.1f} kHz" for P, t in table.items()))
     sims = [] if args.no_rtl else [s.strip() for s in args.simulators.split(",") if s.strip()]
+    if args.rtl_utterances < 1 and not args.all and sims:
+        raise CliError(f"--rtl-utterances must be at least 1, not {args.rtl_utterances} (or use --no-rtl)")
     n_rtl = len(feats) if args.all else min(args.rtl_utterances, len(feats))
     pick = np.linspace(0, len(feats) - 1, n_rtl).round().astype(int) if n_rtl else np.zeros(0, dtype=int)
     res["rtl_utterances"] = pick.tolist()

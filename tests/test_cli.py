@@ -115,6 +115,16 @@ def test_infer_through_the_rtl(capsys, dataset):
     assert line["rtl"]["cycle_mismatches"] == 0 and line["rtl"]["cycles"] > 0
 
 
+def test_sim_refuses_zero_rtl_utterances(capsys, dataset):
+    rc, _, err = run_cli(capsys, "sim", "--data", str(dataset), "--rtl-utterances", "0")
+    assert rc == 2 and "--rtl-utterances" in err
+
+
+def test_sim_refuses_unknown_simulator(capsys, dataset):
+    rc, _, err = run_cli(capsys, "sim", "--data", str(dataset), "--simulators", "modelsim")
+    assert rc == 2 and "unknown simulator" in err
+
+
 def test_sim_refuses_bad_hardware(capsys, dataset):
     rc, _, err = run_cli(capsys, "sim", "--data", str(dataset), "--pe", "0")
     assert rc == 2 and "pe_count" in err and "--pe" in err
