@@ -110,3 +110,8 @@ def signed_bits_for(lo: int, hi: int) -> int:
     while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
         bits += 1
     return bits
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``ceil(a / b)`` for integers (chunks of ``b`` needed to cover ``a``)."""
+    return -(-a // b)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arith import ceil_div
 from .model import Model
 from .network import BatchTrace, run_batch
 from .params import HardwareParams
@@ -35,14 +36,10 @@ UPDATE = 1                # neuron-update cycles per chunk
 FRAME_PERIOD_S = 0.010    # one frame every 10 ms
 
 
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def _gen(nz: np.ndarray, S: int, dense: bool) -> tuple[np.ndarray, np.ndarray]:
     """(scan cycles, events) of activity bitmaps ``nz`` (..., n)."""
     n = nz.shape[-1]
-    groups = _ceil(n, S)
+    groups = ceil_div(n, S)
     if dense:   # every source an event: one cycle each
         return np.full(nz.shape[:-1], n, dtype=np.int64), np.full(nz.shape[:-1], n, dtype=np.int64)
     pad = np.zeros(nz.shape[:-1] + (groups * S - n,), dtype=bool)
@@ -77,7 +74,7 @@ def cycle_counts(model: Model, hw: HardwareParams, utterances=None, trace: Batch
             rec[:, 1:] = fired[l][:, :-1]
             g2, e2 = _gen(rec, S, dense)
             gen, events = gen + g2, events + e2
-        out[:, :, l] = gen + ACC_INIT + _ceil(n_out, P) * (events + PIPELINE + UPDATE)
+        out[:, :, l] = gen + ACC_INIT + ceil_div(n_out, P) * (events + PIPELINE + UPDATE)
     return out * active[:, :, None]
 
 

@@ -132,7 +132,7 @@ def evaluate(model: Model, data: Path, split: str | None, label_column: str, lim
     }
     activity["zero_skip_work_fraction"] = round(
         float(totals["accumulations"].sum()) / (frames * sum(dense["accumulations"])), 4)
-    return {"_features": feats, "_truth": truth, "_decisions": pred,
+    return {"_features": feats, "_truth": truth, "_decisions": pred, "_trace": trace,
             "accuracy": float((pred == truth).mean()), "n": len(utts), "frames": frames,
             "labels": list(model.labels), "confusion": confusion.tolist(), "activity": activity,
             "wall_s": {"features": round(t1 - t0, 3), "golden": round(t2 - t1, 3)}}
@@ -161,7 +161,7 @@ def cmd_eval(args) -> int:
     model, desc = resolve_model(args.model, args.seed)
     data = Path(args.data) if args.data else default_data_dir("fsdd")
     res = evaluate(model, data, args.split, args.label_column, args.limit)
-    for k in ("_features", "_truth", "_decisions"):
+    for k in ("_features", "_truth", "_decisions", "_trace"):
         res.pop(k)
     res.update({"model": desc, "data": str(data), "split": args.split})
     _print_eval(res, desc, data, args.split)
@@ -220,8 +220,8 @@ def cmd_sim(args) -> int:
         print(f"  {name:>8}: {ev:8.2f} input events, {act['accumulations_per_frame'][name]:10.1f} accumulations "
               f"(dense: {act['dense_accumulations_per_frame'][name]})")
     print(f"zero-skip: {act['zero_skip_work_fraction'] * 100:.2f} % of the dense accumulations are done")
-    feats, truth = res.pop("_features"), res.pop("_truth")
-    cyc = cycle_counts(model, hw, feats).sum(-1)
+    feats, truth, trace = res.pop("_features"), res.pop("_truth"), res.pop("_trace")
+    cyc = cycle_counts(model, hw, feats, trace).sum(-1)
     valid = cyc[cyc > 0]
     period = valid + FRAME_OVERHEAD
     res["golden_accuracy"] = res["accuracy"]
@@ -232,7 +232,6 @@ def cmd_sim(args) -> int:
     res["realtime_clock_hz"] = realtime_clock_hz(int(valid.max()))
     print(f"cycles per frame (P = {hw.pe_count}, incl. 2 handshake cycles): mean {period.mean():.1f}, max "
           f"{period.max()} -> real time at {res['realtime_clock_hz'] / 1e3:.1f} kHz")
-    trace = run_batch(model, feats)
     bound = lower_bound(model, hw, trace)[cyc > 0]
     res["cycles_per_frame"]["lower_bound_mean"] = round(float(bound.mean()), 2)
     table = {}

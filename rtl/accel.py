@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from golden.model import Model
 from golden.params import HardwareParams, NetworkParams, ResetMode
 
-from .layout import COUNTER_BITS, HW_COUNTERS, MemoryMap, OutputLayout, ceil_div
+from .layout import COUNTER_BITS, HW_COUNTERS, MemoryMap, OutputLayout, ceil_div, event_depth, event_fields
 
 __all__ = ["Accelerator", "WeightWriteSignature"]
 
@@ -175,9 +175,8 @@ class Accelerator(wiring.Component):
         wrd = wmem.read_port(domain="sync")
         m.d.comb += [wwr.en.eq(self.wr.en & ~self.busy), wwr.addr.eq(self.wr.addr), wwr.data.eq(self.wr.data)]
 
-        n_src_max = max([net.fan_in(l) + lp.size for l, lp in enumerate(net.layers)] + [net.layers[-1].size])
-        index_bits = max(1, (max(net.n_features, max(lp.size for lp in net.layers)) - 1).bit_length())
-        ev_layout = StructLayout({"index": index_bits, "payload": fb, "mask": T, "rec": 1})
+        n_src_max = event_depth(net)
+        ev_layout = StructLayout(event_fields(net))
         emem = memory.Memory(shape=ev_layout, depth=n_src_max, init=[])
         m.submodules.emem = emem
         ewr = emem.write_port()

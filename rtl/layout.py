@@ -17,19 +17,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from golden.arith import ceil_div
 from golden.model import Model
 from golden.network import COUNTERS
 from golden.params import HardwareParams, NetworkParams
 
-__all__ = ["Matrix", "MemoryMap", "OutputLayout", "HW_COUNTERS", "ceil_div", "pack_features"]
+__all__ = ["Matrix", "MemoryMap", "OutputLayout", "HW_COUNTERS", "ceil_div", "event_fields", "event_depth",
+           "pack_features"]
 
 #: counters on the output word: golden's (summed over the layers of one frame), then the hardware's own
 HW_COUNTERS = COUNTERS + ("weight_words", "cycles")
 COUNTER_BITS = 32
 
 
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
+def event_fields(net: NetworkParams) -> dict:
+    """The event memory's word: ``index`` (wide enough for any layer's sources), ``payload`` (a feature value or
+    1), ``mask`` (one bit per time step), ``rec`` (1: a recurrent event). Field name -> width, low bits first."""
+    index_bits = max(1, (max(net.n_features, max(lp.size for lp in net.layers)) - 1).bit_length())
+    return {"index": index_bits, "payload": net.feature_bits, "mask": net.time_steps, "rec": 1}
+
+
+def event_depth(net: NetworkParams) -> int:
+    """Events one layer can produce in a frame: every source of the layer (feed-forward + recurrent), or of the
+    readout; the dense mode reaches it."""
+    return max([net.fan_in(l) + lp.size for l, lp in enumerate(net.layers)] + [net.layers[-1].size])
 
 
 @dataclass(frozen=True)

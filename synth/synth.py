@@ -38,7 +38,7 @@ from golden.data import PROJECT_ROOT  # noqa: E402
 from golden.params import HardwareParams, NetworkParams  # noqa: E402
 from rtl.accel import Accelerator  # noqa: E402
 from rtl.build import TOP  # noqa: E402
-from rtl.layout import MemoryMap, ceil_div  # noqa: E402
+from rtl.layout import MemoryMap, ceil_div, event_depth, event_fields  # noqa: E402
 
 __all__ = ["synthesize", "sky130_liberty", "memory_bits"]
 
@@ -149,12 +149,9 @@ def sky130_liberty(sizes: dict) -> str:
 def memory_bits(net: NetworkParams, hw: HardwareParams) -> dict:
     hw.check(net)
     P = hw.pe_count
-    n_src = max([net.fan_in(l) + lp.size for l, lp in enumerate(net.layers)] + [net.layers[-1].size])
-    ev_bits = max(1, (max(net.n_features, max(lp.size for lp in net.layers)) - 1).bit_length()) \
-        + net.feature_bits + net.time_steps + 1
     return {"weights": MemoryMap(net, hw).depth * P * hw.weight_bits,
             "neuron_state": sum(ceil_div(lp.size, P) * P * lp.state_bits for lp in net.layers),
-            "events": n_src * ev_bits}
+            "events": event_depth(net) * sum(event_fields(net).values())}
 
 
 def _stat(log_text: str) -> dict:

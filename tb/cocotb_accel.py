@@ -16,6 +16,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
+from rtl.layout import pack_features
+
 
 async def _load_weights(dut, words):
     for addr, word in enumerate(words):
@@ -33,10 +35,7 @@ async def _drive(dut, frames, firsts, feature_bits, rng, bubble_p):
         while rng.random() < bubble_p:            # input bubbles: valid low for a while
             dut.inp__valid.value = 0
             await FallingEdge(dut.clk)
-        word = 0
-        for i, v in enumerate(frame):
-            word |= int(v) << (i * feature_bits)
-        dut.inp__payload.value = int(first) | word << 1
+        dut.inp__payload.value = int(first) | pack_features(frame, feature_bits) << 1   # {first, features}
         dut.inp__valid.value = 1
         if int(dut.inp__ready.value) == 0:
             await RisingEdge(dut.inp__ready)

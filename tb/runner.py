@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +63,6 @@ class SimResult:
     wall_s: float
     build_s: float
     frames: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def simulate(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: Path, *, load_port: bool = False,
@@ -107,6 +106,8 @@ def simulate(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: P
     try:
         runner.test(hdl_toplevel=TOP, test_module="tb.cocotb_accel", build_dir=build_dir, test_dir=run_dir,
                     extra_env=env, results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
+    except (Exception, SystemExit) as e:  # cocotb's runner exits when the test fails (an X, an exception)
+        raise SimError(f"{sim}: the cocotb test failed ({type(e).__name__} {e}); see {run_dir / 'sim.log'}") from None
     finally:
         for k, v in old.items():
             if v is None:
