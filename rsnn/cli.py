@@ -294,6 +294,9 @@ def cmd_train(args) -> int:
                                log=lambda msg: print(msg, flush=True))
         _write_json(path, report)
         print(f"wrote {path}")
+    from train.report import markdown
+    for n in names:
+        print("\n" + markdown(n, report[n]))
     return 0
 
 

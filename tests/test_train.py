@@ -164,6 +164,21 @@ def test_tiny_training_end_to_end():
     assert golden_metrics(final, test_set)["accuracy"] == stages[-1].accuracy
     assert_twin_equals_golden(stages[-1].extra["twin"], test_set.feats)
 
+    # the ablation rows of the report: sparsities add up, the float row is the float32 dense baseline
+    from train.recipes import _stage_table
+    from train.report import ablation_rows, markdown
+    rows = ablation_rows(_stage_table(stages), 4000)
+    assert [r["stage"] for r in rows] == [s.name for s in stages]
+    assert rows[0]["stored_bytes"] == 4000 and "weights" not in rows[0]
+    q, st, pr = rows[1], rows[2], rows[3]
+    assert q["structured_sparsity"] == 0 and st["structured_sparsity"] > 0
+    assert st["weights"] == pr["weights"] and pr["nonzero_weights"] == final.nonzero_weights()
+    assert abs((1 - pr["total_weight_sparsity"]) - (1 - pr["structured_sparsity"]) * (1 - pr["unstructured_sparsity"])) < 1e-3
+    assert pr["synaptic_ops_per_inference"] < q["dense_synaptic_ops_per_inference"]
+    text = markdown("tiny", {"command": "test", "seed": 0, "train_seconds": 1.0, "config": cfg.to_dict(),
+                             "ablation": rows})
+    assert text.count("\n|") == 2 + len(rows)
+
 
 @pytest.mark.data
 def test_shipped_model_twin_equals_golden_on_real_speech():
@@ -200,3 +215,13 @@ def test_spec_masks_zero_one_band_and_one_span_per_utterance():
         zero_rows = int((a[i, :int(L[i])].sum(1) == 0).sum())
         assert zero_cols <= 3 and zero_rows <= 4
     assert torch.equal(_mask(x, L, TrainConfig(), np.random.default_rng(0)), x)   # off by default
+
+
+def test_report_tool_names_a_missing_or_foreign_file(tmp_path, capsys):
+    from train.report import main
+    assert main([str(tmp_path / "none.json")]) == 1
+    assert "run `make train`" in capsys.readouterr().err
+    bad = tmp_path / "train.json"
+    bad.write_text('{"fsdd": {"stages": []}}')
+    assert main([str(bad)]) == 1
+    assert "not a report written by rsnn train" in capsys.readouterr().err

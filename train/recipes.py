@@ -21,6 +21,7 @@ from golden.params import FrontEndParams
 
 from .data import FeatureSet, load_features
 from .loop import TrainConfig, model_summary, train
+from .report import ablation_rows
 
 __all__ = ["Recipe", "RECIPES", "run_recipe"]
 
@@ -121,6 +122,7 @@ def run_recipe(name: str, data_dir: Path | None = None, models_dir: Path | None 
         "size_reduction_percent": round(100 * (1 - size / dense_bytes), 2),
         "train_seconds": round(time.perf_counter() - t0, 1),
     }
+    report["ablation"] = ablation_rows(report["stages"], dense_bytes)
     if ablations and recipe.ablate_time_steps:
         t1 = time.perf_counter()
         cfg2 = dataclasses.replace(recipe.config, time_steps=2)
@@ -130,6 +132,7 @@ def run_recipe(name: str, data_dir: Path | None = None, models_dir: Path | None 
             "T=1": {s.name: s.accuracy for s in stages},
             "T=2": {s.name: s.accuracy for s in st2},
             "T=2_activity": {k: v for k, v in st2[-1].extra.items() if k != "twin"},
+            "T=2_ablation": ablation_rows(_stage_table(st2), dense_bytes),
             "T=2_seconds": round(time.perf_counter() - t1, 1),
         }
     if loso and recipe.loso and not quick:
