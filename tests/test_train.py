@@ -225,3 +225,25 @@ def test_report_tool_names_a_missing_or_foreign_file(tmp_path, capsys):
     bad.write_text('{"fsdd": {"stages": []}}')
     assert main([str(bad)]) == 1
     assert "not a report written by rsnn train" in capsys.readouterr().err
+
+
+def test_speed_perturbation_resamples_within_its_range_and_leaves_the_default_draws_alone():
+    from train.data import augment_waveform
+    x = np.sin(np.arange(16000) * 0.05)
+    # speed 0 draws exactly what the augmentation drew before the option existed: gain, shift, noise level, noise
+    rng = np.random.default_rng(3)
+    gain = 10 ** (rng.uniform(-6, 6) / 20)
+    shift = int(rng.uniform(-0.05, 0.15) * 16000)
+    assert len(augment_waveform(x, 16000, np.random.default_rng(3))) == len(x) + shift
+    assert np.isfinite(gain)
+    for seed in range(5):
+        a = augment_waveform(x, 16000, np.random.default_rng(seed), speed=0.1)
+        assert np.array_equal(a, augment_waveform(x, 16000, np.random.default_rng(seed), speed=0.1))   # seeded
+        r = np.random.default_rng(seed)
+        factor = r.uniform(0.9, 1.1)
+        r.uniform(-6, 6)
+        shift = int(r.uniform(-0.05, 0.15) * 16000)
+        assert 0.9 <= factor <= 1.1
+        assert len(a) == round(len(x) / factor) + shift
+    with pytest.raises(ValueError, match="speed perturbation"):
+        augment_waveform(x, 16000, np.random.default_rng(0), speed=0.7)

@@ -39,8 +39,19 @@ class FeatureSet:
                           self.speakers + other.speakers, self.paths + other.paths)
 
 
-def augment_waveform(x: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Random gain (+-6 dB), white noise at 15-35 dB SNR, and a time shift (-50..+150 ms of padding)."""
+def augment_waveform(x: np.ndarray, rate: int, rng: np.random.Generator, speed: float = 0.0) -> np.ndarray:
+    """Random gain (+-6 dB), white noise at 15-35 dB SNR, and a time shift (-50..+150 ms of padding).
+
+    ``speed > 0`` first resamples the waveform by a random factor in ``[1 - speed, 1 + speed]`` (linear
+    interpolation: tempo and pitch change together, a cheap stand-in for another speaker's vocal tract and rate).
+    ``speed = 0`` draws nothing for it, so the other draws stay as they were.
+    """
+    if speed:
+        if not 0 < speed < 0.5:
+            raise ValueError(f"speed perturbation must be in (0, 0.5), not {speed}")
+        factor = rng.uniform(1 - speed, 1 + speed)
+        n = max(2, int(round(len(x) / factor)))
+        x = np.interp(np.arange(n) * factor, np.arange(len(x)), x)
     x = x * 10 ** (rng.uniform(-6, 6) / 20)
     shift = int(rng.uniform(-0.05, 0.15) * rate)
     x = np.concatenate([np.zeros(shift), x]) if shift > 0 else x[-shift:]
@@ -49,12 +60,13 @@ def augment_waveform(x: np.ndarray, rate: int, rng: np.random.Generator) -> np.n
 
 
 def load_features(data_dir, split, labels, frontend: FrontEndParams, label_column="digit", copies: int = 0,
-                  seed: int = 0, cache: bool = True) -> FeatureSet:
-    """Features of every utterance of ``split`` (plus ``copies`` augmented copies of each, seeded)."""
+                  seed: int = 0, cache: bool = True, speed: float = 0.0) -> FeatureSet:
+    """Features of every utterance of ``split`` (plus ``copies`` augmented copies of each, seeded; ``speed``: see
+    :func:`augment_waveform`)."""
     utts = read_manifest(data_dir, split, label_column)
     index = {lab: i for i, lab in enumerate(labels)}
     key = json.dumps([str(Path(data_dir).resolve()), split, label_column, frontend.to_dict(), copies, seed,
-                      len(utts), 1], sort_keys=True)
+                      len(utts), 1] + ([speed] if speed and copies else []), sort_keys=True)
     path = CACHE / f"features-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
     if cache and path.is_file():
         z = np.load(path)
@@ -66,7 +78,7 @@ def load_features(data_dir, split, labels, frontend: FrontEndParams, label_colum
             for i, u in enumerate(utts):
                 x, rate = read_audio(u.path)
                 if copy:
-                    x = augment_waveform(x, rate, np.random.default_rng([seed, copy, i]))
+                    x = augment_waveform(x, rate, np.random.default_rng([seed, copy, i]), speed)
                 feats.append(features(x, rate, frontend))
         if cache:
             CACHE.mkdir(parents=True, exist_ok=True)

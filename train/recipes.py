@@ -37,6 +37,7 @@ class Recipe:
     train_splits: tuple = ("train",)
     test_split: str = "test"
     aug_copies: int = 2
+    speed_perturb: float = 0.0    # augmented copies are also resampled by 1 +- up to this (train.data.augment_waveform)
     loso: bool = False            # leave-one-speaker-out figure (FSDD)
     loso_config: TrainConfig | None = None
     ablate_time_steps: bool = False
@@ -61,8 +62,8 @@ RECIPES = {
 
 def _load(recipe: Recipe, data_dir: Path, log) -> tuple[FeatureSet, FeatureSet]:
     t = time.perf_counter()
-    sets = [load_features(data_dir, s, LABELS, recipe.frontend, copies=recipe.aug_copies, seed=recipe.config.seed)
-            for s in recipe.train_splits]
+    sets = [load_features(data_dir, s, LABELS, recipe.frontend, copies=recipe.aug_copies, seed=recipe.config.seed,
+                          speed=recipe.speed_perturb) for s in recipe.train_splits]
     train_set = sets[0]
     for s in sets[1:]:
         train_set = train_set.concat(s)
@@ -114,7 +115,10 @@ def run_recipe(name: str, data_dir: Path | None = None, models_dir: Path | None 
     report = {
         "recipe": name, "data": str(data_dir), "test_split": recipe.test_split, "train_splits": recipe.train_splits,
         "command": command, "seed": recipe.config.seed, "config": recipe.config.to_dict(),
-        "frontend": recipe.frontend.to_dict(), "model_file": str(path.relative_to(PROJECT_ROOT))
+        "frontend": recipe.frontend.to_dict(),
+        "augmentation": {"copies": recipe.aug_copies, "speed_perturb": recipe.speed_perturb,
+                         "waveform": "gain +-6 dB, white noise 15-35 dB SNR, time shift -50..+150 ms"},
+        "model_file": str(path.relative_to(PROJECT_ROOT))
         if path.is_relative_to(PROJECT_ROOT) else str(path),
         "accuracy": stages[-1].accuracy, "accuracy_measured_with": "golden on the exported integer model",
         "stages": _stage_table(stages),
