@@ -181,15 +181,20 @@ def test_tiny_training_end_to_end():
 
 
 @pytest.mark.data
-def test_shipped_model_twin_equals_golden_on_real_speech():
-    d = real_data("fsdd")
+@pytest.mark.parametrize("name", ["fsdd", "arabic_digits"])
+def test_shipped_model_twin_equals_golden_on_real_speech(name):
+    """Each shipped model: at most 0.1 MB stored, and its PyTorch twin gives golden's spikes and readout exactly
+    on the first 12 utterances of the real test split."""
+    d = real_data(name)
+    from golden.data import read_manifest
     from rsnn.cli import MODELS_DIR
-    path = MODELS_DIR / "fsdd.npz"
+    path = MODELS_DIR / f"{name}.npz"
     if not path.is_file():
         pytest.skip(f"no shipped model at {path}")
+    assert path.stat().st_size <= 100_000
     model = load_model(path)
     twin = import_model(model)
-    files = sorted((d / "recordings").glob("*_0.wav"))[:12]
+    files = [u.path for u in read_manifest(d, "test")[:12]]
     feats = [features_from_file(f, model.frontend) for f in files]
     x, L = to_tensor(feats)
     with torch.no_grad():

@@ -54,7 +54,11 @@ RECIPES = {
         # 40 bands and a higher floor / wider range: the best of the variants tried on the val split (86.3 %
         # 4-bit, trained on train only; see the README), not chosen on the test split.
         frontend=FrontEndParams(sample_rate=16000, fmax_hz=8000.0, n_mels=40, floor_db=5.0, range_db=40.0),
-        config=TrainConfig(epochs_float=35, epochs_quant=8, epochs_structured=4, epochs_sparse=12),
+        # Pruning chosen on the val split too (trained on train only): removing neurons (96 of 128 kept per layer)
+        # cost 5 points of 4-bit val accuracy, so this model is pruned with single weights only, to 50 %
+        # (86.3 % val vs 87.2 % unpruned; 60 %: 85.5 %).
+        config=TrainConfig(epochs_float=35, epochs_quant=8, epochs_structured=4, epochs_sparse=12,
+                           keep_neurons=None, sparsity=0.5),
         train_splits=("train", "val"), aug_copies=1,
     ),
 }
