@@ -252,3 +252,39 @@ def test_speed_perturbation_resamples_within_its_range_and_leaves_the_default_dr
         assert len(a) == round(len(x) / factor) + shift
     with pytest.raises(ValueError, match="speed perturbation"):
         augment_waveform(x, 16000, np.random.default_rng(0), speed=0.7)
+
+
+def test_a_recipe_run_saves_the_model_its_report_describes(tmp_path, monkeypatch):
+    """run_recipe end to end on a synthetic two-split data set: the saved file is the one the report hashes, its
+    golden accuracy is the report's, and the report records what a bit-identical re-run depends on."""
+    import hashlib
+    import train.data
+    from conftest import write_wav
+    from golden.data import read_manifest
+    from train import recipes
+    from train.report import markdown
+    d = tmp_path / "data"
+    (d / "wav").mkdir(parents=True)
+    rows = ["path,digit,speaker,official_split"]
+    for k in range(40):
+        digit, split = k % 10, ("test" if k >= 30 else "train")
+        write_wav(d / "wav" / f"{k}.wav", tone(300 + 250 * digit + 7 * k, 0.3, 8000), 8000)
+        rows.append(f"wav/{k}.wav,{digit},s{k % 3},{split}")
+    (d / "manifest.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setattr(train.data, "CACHE", tmp_path / "cache")
+    cfg = TrainConfig(hidden=(16, 16), keep_neurons=(12, 12), sparsity=0.5, epochs_float=1, epochs_quant=1,
+                      epochs_structured=1, epochs_sparse=1, batch_size=8)
+    monkeypatch.setitem(recipes.RECIPES, "tiny", recipes.Recipe(name="tiny", dataset="tiny",
+                                                                frontend=FrontEndParams(), config=cfg, aug_copies=1))
+    rep = recipes.run_recipe("tiny", data_dir=d, models_dir=tmp_path / "models", progress=False, log=lambda *a: None)
+    path = tmp_path / "models" / "tiny.npz"
+    assert rep["model_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert rep["model_bytes"] == path.stat().st_size
+    assert set(rep["platform"]) == {"torch", "threads", "cpu_capability", "machine"}
+    model = load_model(path)
+    test = [features_from_file(u.path, model.frontend) for u in read_manifest(d, "test")]
+    labels = [int(u.label) for u in read_manifest(d, "test")]
+    assert rep["accuracy"] == float((run_batch(model, test).decisions == np.array(labels)).mean())
+    assert [r["stage"] for r in rep["ablation"]] == ["float", "4bit", "4bit_structured", "4bit_pruned"]
+    assert rep["ablation"][-1]["layer_sizes"] == [12, 12]
+    assert "threads" in markdown("tiny", rep)

@@ -2,11 +2,12 @@
 
 ``python -m train.recipes`` / ``rsnn train`` / ``make train`` run them; each writes ``models/<name>.npz`` and its
 part of ``build/report/train.json``. Everything is seeded (``TrainConfig.seed``); bit-identical weights also
-need the same torch version and thread count.
+need the same torch version, thread count and CPU kernels (train.json records them under `platform`).
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -95,6 +96,15 @@ def _float32_dense_bytes(recipe: Recipe) -> int:
     return 4 * n
 
 
+def _platform() -> dict:
+    """What bit-identical re-runs depend on besides the seed: torch's version, its thread count and the CPU kernels
+    it dispatched to (a different vector ISA rounds float sums differently, so training takes another path)."""
+    import platform
+    import torch
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}
+
+
 def run_recipe(name: str, data_dir: Path | None = None, models_dir: Path | None = None, quick: bool = False,
                loso: bool = True, ablations: bool = True, progress: bool = True, log=print) -> dict:
     """Train recipe ``name``; save the model; return its report (accuracies, ablations, sizes, activity)."""
@@ -128,7 +138,9 @@ def run_recipe(name: str, data_dir: Path | None = None, models_dir: Path | None 
         "stages": _stage_table(stages),
         "model_bytes": size, "float32_dense_bytes": dense_bytes,
         "size_reduction_percent": round(100 * (1 - size / dense_bytes), 2),
+        "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "train_seconds": round(time.perf_counter() - t0, 1),
+        "platform": _platform(),
     }
     report["ablation"] = ablation_rows(report["stages"], dense_bytes)
     if ablations and recipe.ablate_time_steps:

@@ -57,7 +57,9 @@ def _per_layer(d: dict) -> str:
 
 def markdown(name: str, rep: dict) -> str:
     """The README's tables for one recipe's report."""
-    out = [f"### {name}: `{rep['command']}` (seed {rep['seed']}, {rep['train_seconds']:.0f} s; "
+    pf = rep.get("platform")
+    where = f" on {pf['threads']} threads, torch {pf['torch']}, {pf['cpu_capability']}" if pf else ""
+    out = [f"### {name}: `{rep['command']}` (seed {rep['seed']}, {rep['train_seconds']:.0f} s{where}; "
            f"{rep.get('test_split', 'test')} split, golden unless marked)", "",
            "| stage | accuracy | layers | non-zero / weights | sparsity structured / unstructured / total "
            "| stored bytes (vs float32 dense) | input events per frame (per layer, readout) | activation sparsity "
