@@ -275,7 +275,8 @@ def test_a_recipe_run_saves_the_model_its_report_describes(tmp_path, monkeypatch
     cfg = TrainConfig(hidden=(16, 16), keep_neurons=(12, 12), sparsity=0.5, epochs_float=1, epochs_quant=1,
                       epochs_structured=1, epochs_sparse=1, batch_size=8)
     monkeypatch.setitem(recipes.RECIPES, "tiny", recipes.Recipe(name="tiny", dataset="tiny",
-                                                                frontend=FrontEndParams(), config=cfg, aug_copies=1))
+                                                                frontend=FrontEndParams(), config=cfg, aug_copies=1,
+                                                                loso=True, loso_config=cfg, ablate_time_steps=True))
     rep = recipes.run_recipe("tiny", data_dir=d, models_dir=tmp_path / "models", progress=False, log=lambda *a: None)
     path = tmp_path / "models" / "tiny.npz"
     assert rep["model_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -287,4 +288,15 @@ def test_a_recipe_run_saves_the_model_its_report_describes(tmp_path, monkeypatch
     assert rep["accuracy"] == float((run_batch(model, test).decisions == np.array(labels)).mean())
     assert [r["stage"] for r in rep["ablation"]] == ["float", "4bit", "4bit_structured", "4bit_pruned"]
     assert rep["ablation"][-1]["layer_sizes"] == [12, 12]
-    assert "threads" in markdown("tiny", rep)
+    # the T = 2 ablation and leave-one-speaker-out run too (every speaker held out once, golden accuracies)
+    ts = rep["time_steps_ablation"]
+    assert list(ts["T=1"]) == list(ts["T=2"]) == ["float", "4bit", "4bit_structured", "4bit_pruned"]
+    assert ts["T=1"]["4bit_pruned"] == rep["accuracy"]
+    lo = rep["leave_one_speaker_out"]
+    assert sorted(lo["per_speaker"]) == ["s0", "s1", "s2"]
+    for spk, acc in lo["per_speaker"].items():
+        n = sum(u.speaker == spk for s in ("train", "test") for u in read_manifest(d, s))
+        assert round(acc * n, 6) == round(acc * n)  # a count of correct utterances out of the speaker's n
+    assert lo["mean"] == pytest.approx(np.mean(list(lo["per_speaker"].values())), abs=0)
+    text = markdown("tiny", rep)
+    assert "threads" in text and "| T = 1 | T = 2 |" in text and "Leave-one-speaker-out" in text
