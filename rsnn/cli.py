@@ -277,26 +277,48 @@ def cmd_sim(args) -> int:
     return 0 if ok else 1
 
 
+def _overrides(pairs) -> dict:
+    """``--set KEY=VALUE`` pairs; VALUE is JSON (``2``, ``0.1``, ``[96,96]``, ``null``) or a bare word."""
+    out = {}
+    for pair in pairs or ():
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--set takes KEY=VALUE (for example --set aug_copies=2), not '{pair}'")
+        try:
+            out[key.strip()] = json.loads(text)
+        except ValueError:
+            out[key.strip()] = text
+    return out
+
+
 def cmd_train(args) -> int:
     """Train recipes (PyTorch is imported only here), save models/<name>.npz, merge into the JSON report."""
-    from train.recipes import RECIPES, run_recipe
+    from train.recipes import RECIPES, run_recipe, variant_name, with_overrides
     names = args.recipe or list(RECIPES)
     for n in names:
         if n not in RECIPES:
             raise CliError(f"no recipe named '{n}': recipes are {sorted(RECIPES)}")
     if args.data and len(names) != 1:
         raise CliError("--data applies to one recipe: give exactly one --recipe with it")
+    overrides = _overrides(args.set)
+    for n in names:
+        try:
+            with_overrides(RECIPES[n], overrides)
+        except ValueError as e:
+            raise CliError(f"recipe {n}: {e}") from None
     path = Path(args.json)
     report = json.loads(path.read_text()) if path.is_file() else {}
-    for n in names:
-        report[n] = run_recipe(n, data_dir=args.data, models_dir=args.models_dir, quick=args.quick,
-                               loso=not args.no_loso, ablations=not args.no_ablations, progress=not args.no_progress,
-                               log=lambda msg: print(msg, flush=True))
+    keys = [variant_name(n, args.quick, args.validate, overrides) for n in names]
+    for n, key in zip(names, keys):
+        report[key] = run_recipe(n, data_dir=args.data, models_dir=args.models_dir, quick=args.quick,
+                                 loso=not args.no_loso, ablations=not args.no_ablations,
+                                 progress=not args.no_progress, log=lambda msg: print(msg, flush=True),
+                                 validate=args.validate, overrides=overrides)
         _write_json(path, report)
         print(f"wrote {path}")
     from train.report import markdown
-    for n in names:
-        print("\n" + markdown(n, report[n]))
+    for key in keys:
+        print("\n" + markdown(key, report[key]))
     return 0
 
 
@@ -371,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", default=str(PROJECT_ROOT / "build" / "report" / "train.json"), metavar="PATH",
                     help="report to merge the results into (default build/report/train.json)")
     sp.add_argument("--quick", action="store_true", help="a smoke run of the pipeline in minutes (not for shipping)")
+    sp.add_argument("--validate", action="store_true",
+                    help="choose recipes this way: train on the train split only and measure on val (never test)")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override a TrainConfig field or aug_copies / speed_perturb (repeatable; VALUE is JSON, "
+                         "e.g. --set aug_copies=2 --set keep_neurons=null). A variant (--quick, --validate, --set) "
+                         "writes its model to build/models/ unless --models-dir says otherwise")
     sp.add_argument("--no-loso", action="store_true", help="skip the leave-one-speaker-out runs")
     sp.add_argument("--no-ablations", action="store_true", help="skip the T = 2 ablation run")
     sp.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -75,6 +75,10 @@ def test_eval_json_and_confusion(capsys, dataset, tmp_path):
     (["eval", "--data", "{d}", "--label-column", "speaker"], "label 's0'.*not one of the model's classes"),
     (["eval", "--data", "{d}", "--model", "nosuchmodel"], "no model named 'nosuchmodel'"),
     (["eval", "--data", "{d}", "--model", "{d}/manifest.csv"], "not an rsnn-model file"),
+    (["train", "--recipe", "fsdd", "--set", "epochs_float"], "--set takes KEY=VALUE"),
+    (["train", "--recipe", "fsdd", "--set", "hiden=[64,64]"], "cannot set 'hiden'"),
+    (["train", "--recipe", "fsdd", "--set", "sparsity=2"], "sparsity must be"),
+    (["train", "--recipe", "fsdd", "--validate", "--data", "{d}"], "no row in split 'val'"),
 ])
 def test_errors_are_one_line(capsys, dataset, argv, match):
     rc, out, err = run_cli(capsys, *[a.format(d=dataset) for a in argv])

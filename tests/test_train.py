@@ -254,23 +254,30 @@ def test_speed_perturbation_resamples_within_its_range_and_leaves_the_default_dr
         augment_waveform(x, 16000, np.random.default_rng(0), speed=0.7)
 
 
+def _tone_digits(d, n, splits):
+    """A synthetic digit data set: utterance k is a tone for digit k % 10 by speaker s{k % 3}; ``splits`` maps
+    the first index of each split after ``train`` to its name ({30: "test"}: 0-29 train, 30.. test)."""
+    from conftest import write_wav
+    (d / "wav").mkdir(parents=True)
+    rows = ["path,digit,speaker,official_split"]
+    split = "train"
+    for k in range(n):
+        split = splits.get(k, split)
+        write_wav(d / "wav" / f"{k}.wav", tone(300 + 250 * (k % 10) + 7 * k, 0.3, 8000), 8000)
+        rows.append(f"wav/{k}.wav,{k % 10},s{k % 3},{split}")
+    (d / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return d
+
+
 def test_a_recipe_run_saves_the_model_its_report_describes(tmp_path, monkeypatch):
     """run_recipe end to end on a synthetic two-split data set: the saved file is the one the report hashes, its
     golden accuracy is the report's, and the report records what a bit-identical re-run depends on."""
     import hashlib
     import train.data
-    from conftest import write_wav
     from golden.data import read_manifest
     from train import recipes
     from train.report import markdown
-    d = tmp_path / "data"
-    (d / "wav").mkdir(parents=True)
-    rows = ["path,digit,speaker,official_split"]
-    for k in range(40):
-        digit, split = k % 10, ("test" if k >= 30 else "train")
-        write_wav(d / "wav" / f"{k}.wav", tone(300 + 250 * digit + 7 * k, 0.3, 8000), 8000)
-        rows.append(f"wav/{k}.wav,{digit},s{k % 3},{split}")
-    (d / "manifest.csv").write_text("\n".join(rows) + "\n")
+    d = _tone_digits(tmp_path / "data", 40, {30: "test"})
     monkeypatch.setattr(train.data, "CACHE", tmp_path / "cache")
     cfg = TrainConfig(hidden=(16, 16), keep_neurons=(12, 12), sparsity=0.5, epochs_float=1, epochs_quant=1,
                       epochs_structured=1, epochs_sparse=1, batch_size=8)
@@ -300,3 +307,51 @@ def test_a_recipe_run_saves_the_model_its_report_describes(tmp_path, monkeypatch
     assert lo["mean"] == pytest.approx(np.mean(list(lo["per_speaker"].values())), abs=0)
     text = markdown("tiny", rep)
     assert "threads" in text and "| T = 1 | T = 2 |" in text and "Leave-one-speaker-out" in text
+
+
+def test_a_validate_run_trains_on_train_and_measures_on_val_with_overrides(tmp_path, monkeypatch):
+    """``rsnn train --validate --set ...``: the model learns from the train split only, every figure is on val,
+    the overrides are applied and named, and the model is written outside models/."""
+    import train.data
+    from golden.data import read_manifest
+    from train import recipes
+    d = _tone_digits(tmp_path / "data", 50, {30: "val", 40: "test"})
+    monkeypatch.setattr(train.data, "CACHE", tmp_path / "cache")
+    cfg = TrainConfig(hidden=(16, 16), keep_neurons=(12, 12), sparsity=0.5, epochs_float=1, epochs_quant=1,
+                      epochs_structured=1, epochs_sparse=1, batch_size=8)
+    monkeypatch.setitem(recipes.RECIPES, "tiny", recipes.Recipe(name="tiny", dataset="tiny",
+                                                                frontend=FrontEndParams(), config=cfg, aug_copies=1))
+    over = {"keep_neurons": None, "sparsity": 0.25, "aug_copies": 0}
+    rep = recipes.run_recipe("tiny", data_dir=d, models_dir=tmp_path / "m", progress=False, log=lambda *a: None,
+                             validate=True, overrides=over)
+    assert rep["test_split"] == "val" and list(rep["train_splits"]) == ["train"]
+    assert rep["command"] == "rsnn train --recipe tiny --validate --set keep_neurons=null --set sparsity=0.25 " \
+                            "--set aug_copies=0"
+    assert rep["config"]["keep_neurons"] is None and rep["config"]["sparsity"] == 0.25
+    assert rep["augmentation"]["copies"] == 0
+    model = load_model(tmp_path / "m" / "tiny.npz")
+    val = read_manifest(d, "val")
+    decisions = run_batch(model, [features_from_file(u.path, model.frontend) for u in val]).decisions
+    assert rep["accuracy"] == model.meta["val_accuracy_golden"] == float(
+        (decisions == np.array([int(u.label) for u in val])).mean())
+    assert rep["ablation"][-1]["layer_sizes"] == [16, 16]                      # no neuron removed
+    assert rep["ablation"][-1]["unstructured_sparsity"] == pytest.approx(0.25, abs=0.01)
+    assert "leave_one_speaker_out" not in rep
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"nope": 1}, "cannot set 'nope'"),
+    ({"epochs_float": 2.5}, "takes int"),
+    ({"hidden": [16, "x"]}, "list of integers"),
+    ({"keep_neurons": [200, 10]}, "keep_neurons needs one count per hidden layer"),
+    ({"sparsity": 1.0}, "sparsity must be"),
+    ({"time_steps": 9}, "time_steps"),
+    ({"aug_copies": -1}, "aug_copies"),
+])
+def test_recipe_overrides_refuse_what_does_not_fit(over, message):
+    from train.recipes import RECIPES, with_overrides
+    with pytest.raises(ValueError, match=message):
+        with_overrides(RECIPES["fsdd"], over)
+    ok = with_overrides(RECIPES["fsdd"], {"hidden": [64, 64], "keep_neurons": [48, 48], "lr": 1, "aug_copies": 1})
+    assert ok.config.hidden == (64, 64) and ok.config.lr == 1.0 and ok.aug_copies == 1
+    assert RECIPES["fsdd"].config.hidden == (128, 128)                         # the recipe itself is unchanged

@@ -184,7 +184,7 @@ def train(cfg: TrainConfig, train_set: FeatureSet, test_set: FeatureSet, fronten
         m = export_model(twin, frontend, labels, dict(meta, stage=stage_name, config=cfg.to_dict()))
         met = golden_metrics(m, test_set)
         stages.append(Stage(stage_name, met["accuracy"], "golden", m, met))
-        log(f"[{stage_name}] golden accuracy {met['accuracy'] * 100:.2f} % on {met['n']} test utterances "
+        log(f"[{stage_name}] golden accuracy {met['accuracy'] * 100:.2f} % on {met['n']} held-out utterances "
             f"({time.perf_counter() - t0:.0f} s)")
 
     twin.mode = "float"

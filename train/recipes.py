@@ -18,13 +18,13 @@ import numpy as np
 
 from golden.data import PROJECT_ROOT, default_data_dir
 from golden.modelfile import save_model
-from golden.params import FrontEndParams
+from golden.params import FrontEndParams, ParamError
 
 from .data import FeatureSet, load_features
 from .loop import TrainConfig, model_summary, train
 from .report import ablation_rows
 
-__all__ = ["Recipe", "RECIPES", "run_recipe"]
+__all__ = ["Recipe", "RECIPES", "run_recipe", "with_overrides", "variant_name"]
 
 LABELS = tuple(str(d) for d in range(10))
 
@@ -67,14 +67,14 @@ RECIPES = {
 
 def _load(recipe: Recipe, data_dir: Path, log) -> tuple[FeatureSet, FeatureSet]:
     t = time.perf_counter()
+    test_set = load_features(data_dir, recipe.test_split, LABELS, recipe.frontend)  # first: a missing split fails fast
     sets = [load_features(data_dir, s, LABELS, recipe.frontend, copies=recipe.aug_copies, seed=recipe.config.seed,
                           speed=recipe.speed_perturb) for s in recipe.train_splits]
     train_set = sets[0]
     for s in sets[1:]:
         train_set = train_set.concat(s)
-    test_set = load_features(data_dir, recipe.test_split, LABELS, recipe.frontend)
     log(f"features: {len(train_set)} training utterances ({recipe.aug_copies} augmented copies each), "
-        f"{len(test_set)} test ({time.perf_counter() - t:.0f} s)")
+        f"{len(test_set)} {recipe.test_split} ({time.perf_counter() - t:.0f} s)")
     return train_set, test_set
 
 
@@ -105,26 +105,96 @@ def _platform() -> dict:
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}
 
 
+_RECIPE_KNOBS = ("aug_copies", "speed_perturb")
+
+
+def with_overrides(recipe: Recipe, overrides: dict) -> Recipe:
+    """``recipe`` with ``overrides`` ({name: value}) applied: any :class:`TrainConfig` field, or the recipe's
+    ``aug_copies`` / ``speed_perturb``. Values have the type of the field (a list for a tuple field, ``None``
+    where the field allows it); anything else raises ``ValueError`` naming the field and what it takes."""
+    cfg_fields = {f.name: getattr(recipe.config, f.name) for f in dataclasses.fields(TrainConfig)}
+    cfg, rec = {}, {}
+    for key, value in overrides.items():
+        if key in cfg_fields:
+            default, target = cfg_fields[key], cfg
+        elif key in _RECIPE_KNOBS:
+            default, target = getattr(recipe, key), rec
+        else:
+            raise ValueError(f"cannot set '{key}': settable are {', '.join(sorted(cfg_fields) + list(_RECIPE_KNOBS))}")
+        if isinstance(value, list):
+            value = tuple(value)
+        ok = (value is None and key == "keep_neurons") or (
+            isinstance(value, tuple) and (isinstance(default, tuple) or key == "keep_neurons")
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)) or (
+            type(value) is type(default) and not isinstance(default, tuple)) or (
+            isinstance(default, float) and type(value) is int)
+        if not ok:
+            kind = "a list of integers" + (" or null" if key == "keep_neurons" else "") \
+                if isinstance(default, tuple) or key == "keep_neurons" else type(default).__name__
+            raise ValueError(f"cannot set {key}={value!r}: it takes {kind} (now {default!r})")
+        target[key] = float(value) if isinstance(default, float) else value
+    out = dataclasses.replace(recipe, config=dataclasses.replace(recipe.config, **cfg), **rec)
+    c = out.config
+    problems = [msg for bad, msg in (
+        (out.aug_copies < 0, "aug_copies must be >= 0"),
+        (not 0.0 <= out.speed_perturb <= 0.5, "speed_perturb must be within 0 .. 0.5"),
+        (min(c.epochs_float, c.epochs_quant, c.epochs_structured, c.epochs_sparse) < 0, "epochs must be >= 0"),
+        (c.batch_size < 1 or c.lr <= 0, "batch_size must be >= 1 and lr > 0"),
+        (not 0.0 <= c.sparsity < 1.0, "sparsity must be within 0 .. 1 (excluded)"),
+        (c.keep_neurons is not None and (len(c.keep_neurons) != len(c.hidden) or any(
+            not 1 <= k <= h for k, h in zip(c.keep_neurons, c.hidden))),
+         "keep_neurons needs one count per hidden layer, each 1 .. that layer's size"),
+        (len({len(c.hidden), len(c.thresholds), len(c.leak_shifts), len(c.state_bits)}) != 1,
+         "hidden, thresholds, leak_shifts and state_bits need one entry per layer"),
+    ) if bad]
+    if problems:
+        raise ValueError("; ".join(problems))
+    try:
+        c.network(out.frontend.n_mels, out.frontend.feature_bits, len(LABELS))
+    except (ParamError, ValueError) as e:
+        raise ValueError(f"the network these settings describe is not valid: {e}") from None
+    return out
+
+
+def variant_name(name: str, quick: bool = False, validate: bool = False, overrides: dict | None = None) -> str:
+    """The command-line spelling of a recipe run (also its key in train.json): ``fsdd`` for the shipped recipe,
+    ``arabic_digits --validate --set aug_copies=2`` for a variant."""
+    parts = [name] + (["--quick"] if quick else []) + (["--validate"] if validate else [])
+    parts += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in (overrides or {}).items()]
+    return " ".join(parts)
+
+
 def run_recipe(name: str, data_dir: Path | None = None, models_dir: Path | None = None, quick: bool = False,
-               loso: bool = True, ablations: bool = True, progress: bool = True, log=print) -> dict:
-    """Train recipe ``name``; save the model; return its report (accuracies, ablations, sizes, activity)."""
+               loso: bool = True, ablations: bool = True, progress: bool = True, log=print,
+               validate: bool = False, overrides: dict | None = None) -> dict:
+    """Train recipe ``name``; save the model; return its report (accuracies, ablations, sizes, activity).
+
+    ``validate``: train on the ``train`` split only and measure on ``val`` (how recipes are chosen: the test split
+    is never used to choose). ``overrides``: see :func:`with_overrides`. A variant (quick, validate or
+    overrides) writes its model under ``build/models/`` unless ``models_dir`` says otherwise, never over the
+    shipped one."""
     recipe = RECIPES[name]
+    if overrides:
+        recipe = with_overrides(recipe, overrides)
     if quick:  # a smoke run of the whole pipeline in a minute or two (not for shipping)
         recipe = dataclasses.replace(recipe, aug_copies=0, config=dataclasses.replace(
             recipe.config, epochs_float=2, epochs_quant=1, epochs_structured=1, epochs_sparse=2))
+    if validate:
+        recipe = dataclasses.replace(recipe, train_splits=("train",), test_split="val", loso=False)
+    variant = quick or validate or bool(overrides)
     data_dir = Path(data_dir) if data_dir else default_data_dir(recipe.dataset)
-    models_dir = Path(models_dir) if models_dir else PROJECT_ROOT / "models"
+    models_dir = Path(models_dir) if models_dir else PROJECT_ROOT / ("build/models" if variant else "models")
     t0 = time.perf_counter()
     train_set, test_set = _load(recipe, data_dir, log)
-    command = f"rsnn train --recipe {name}" + (" --quick" if quick else "")
+    command = "rsnn train --recipe " + variant_name(name, quick, validate, overrides)
     meta = {"kind": "trained", "recipe": name, "command": command, "seed": recipe.config.seed,
             "data": recipe.dataset, "train_splits": list(recipe.train_splits)}
     stages = train(recipe.config, train_set, test_set, recipe.frontend, LABELS, meta, progress=progress, log=log)
     final = stages[-1].model
-    final.meta["test_accuracy_golden"] = stages[-1].accuracy
+    final.meta[f"{recipe.test_split}_accuracy_golden"] = stages[-1].accuracy
     path = models_dir / f"{name}.npz"
     size = save_model(final, path)
-    log(f"saved {path} ({size} bytes); golden test accuracy {stages[-1].accuracy * 100:.2f} %")
+    log(f"saved {path} ({size} bytes); golden {recipe.test_split} accuracy {stages[-1].accuracy * 100:.2f} %")
     dense_bytes = _float32_dense_bytes(recipe)
     report = {
         "recipe": name, "data": str(data_dir), "test_split": recipe.test_split, "train_splits": recipe.train_splits,
