@@ -306,7 +306,7 @@ def test_a_recipe_run_saves_the_model_its_report_describes(tmp_path, monkeypatch
         assert round(acc * n, 6) == round(acc * n)  # a count of correct utterances out of the speaker's n
     assert lo["mean"] == pytest.approx(np.mean(list(lo["per_speaker"].values())), abs=0)
     text = markdown("tiny", rep)
-    assert "threads" in text and "| T = 1 | T = 2 |" in text and "Leave-one-speaker-out" in text
+    assert " thread" in text and "| T = 1 | T = 2 |" in text and "Leave-one-speaker-out" in text
 
 
 def test_a_validate_run_trains_on_train_and_measures_on_val_with_overrides(tmp_path, monkeypatch):

@@ -58,8 +58,10 @@ def _per_layer(d: dict) -> str:
 def markdown(name: str, rep: dict) -> str:
     """The README's tables for one recipe's report."""
     pf = rep.get("platform")
-    where = f" on {pf['threads']} threads, torch {pf['torch']}, {pf['cpu_capability']}" if pf else ""
-    out = [f"### {name}: `{rep['command']}` (seed {rep['seed']}, {rep['train_seconds']:.0f} s{where}; "
+    where = (f" on {pf['threads']} thread{'' if pf['threads'] == 1 else 's'}, torch {pf['torch']}, "
+             f"{pf['cpu_capability']}") if pf else ""
+    title = f"`{rep['command']}`" if rep["command"].endswith(f"--recipe {name}") else f"{name}: `{rep['command']}`"
+    out = [f"### {title} (seed {rep['seed']}, {rep['train_seconds']:.0f} s{where}; "
            f"{rep.get('test_split', 'test')} split, golden unless marked)", "",
            "| stage | accuracy | layers | non-zero / weights | sparsity structured / unstructured / total "
            "| stored bytes (vs float32 dense) | input events per frame (per layer, readout) | activation sparsity "
