@@ -20,7 +20,7 @@ help:
 	@echo "make synth  - Yosys: generic cells, transistors, sky130 area, iCE40 LUT/FF (build/report/synth.json)"
 	@echo "make report - efficiency report beside seed 004 (after make sim + make synth): build/report/report.md"
 	@echo "make test   - the test suite (what CI runs)"
-	@echo "make train  - retrain the shipped models from scratch (seeded; writes models/ and build/report/train.json)"
+	@echo "make train  - retrain the shipped models from scratch (seeded; writes models/, models/train.json, build/report/)"
 	@echo "make venv   - only create .venv and install the project"
 	@echo "make clean  - remove build/ and .venv/"
 

@@ -292,7 +292,8 @@ def _overrides(pairs) -> dict:
 
 
 def cmd_train(args) -> int:
-    """Train recipes (PyTorch is imported only here), save models/<name>.npz, merge into the JSON report."""
+    """Train recipes (PyTorch is imported only here), save models/<name>.npz, merge into the JSON report (and, when
+    a shipped model was written, into models/train.json, the shipped models' own report)."""
     from train.recipes import RECIPES, run_recipe, variant_name, with_overrides
     names = args.recipe or list(RECIPES)
     for n in names:
@@ -316,6 +317,12 @@ def cmd_train(args) -> int:
                                  validate=args.validate, overrides=overrides)
         _write_json(path, report)
         print(f"wrote {path}")
+        if report[key]["model_file"] == f"models/{n}.npz":  # a shipped file was replaced: so is its report
+            shipped = MODELS_DIR / "train.json"
+            record = json.loads(shipped.read_text()) if shipped.is_file() else {}
+            record[n] = report[key]
+            _write_json(shipped, record)
+            print(f"wrote {shipped} (the report of the shipped models)")
     from train.report import markdown
     for key in keys:
         print("\n" + markdown(key, report[key]))

@@ -1,5 +1,7 @@
 """The PyTorch twin against golden (bit-exact), the export's refusals, pruning, and a tiny end-to-end training."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -207,6 +209,27 @@ def test_shipped_model_twin_equals_golden_on_real_speech(name):
     assert ref.spikes[0].any()
 
 
+@pytest.mark.parametrize("name", ["fsdd", "arabic_digits"])
+def test_shipped_models_are_the_files_their_training_report_describes(name):
+    """models/train.json is the report of the run that wrote the shipped models (``rsnn train``): its hash, size,
+    command, seed and accuracy are the shipped file's, and the README's tables are printed from it."""
+    import hashlib
+    import json
+    from rsnn.cli import MODELS_DIR
+    from train.report import markdown
+    report = json.loads((MODELS_DIR / "train.json").read_text())
+    rep = report[name]
+    path = MODELS_DIR / f"{name}.npz"
+    assert rep["model_file"] == f"models/{name}.npz"
+    assert rep["model_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert rep["model_bytes"] == path.stat().st_size
+    meta = load_model(path).meta
+    assert (meta["command"], meta["seed"]) == (rep["command"], rep["seed"]) == (f"rsnn train --recipe {name}", 0)
+    assert meta["test_accuracy_golden"] == rep["accuracy"] == rep["stages"][-1]["accuracy"]
+    assert rep["platform"]["pinned_isa"] == "AVX2" and rep["platform"]["cpu_capability"] == "AVX2"
+    assert f"--recipe {name}`" in markdown(name, rep)
+
+
 def test_spec_masks_zero_one_band_and_one_span_per_utterance():
     from train.loop import _mask
     x = torch.ones(3, 20, 10)
@@ -288,7 +311,7 @@ def test_a_recipe_run_saves_the_model_its_report_describes(tmp_path, monkeypatch
     path = tmp_path / "models" / "tiny.npz"
     assert rep["model_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert rep["model_bytes"] == path.stat().st_size
-    assert set(rep["platform"]) == {"torch", "threads", "cpu_capability", "machine"}
+    assert set(rep["platform"]) == {"torch", "threads", "cpu_capability", "machine", "kernel_settings", "pinned_isa"}
     model = load_model(path)
     test = [features_from_file(u.path, model.frontend) for u in read_manifest(d, "test")]
     labels = [int(u.label) for u in read_manifest(d, "test")]
@@ -355,3 +378,60 @@ def test_recipe_overrides_refuse_what_does_not_fit(over, message):
     ok = with_overrides(RECIPES["fsdd"], {"hidden": [64, 64], "keep_neurons": [48, 48], "lr": 1, "aug_copies": 1})
     assert ok.config.hidden == (64, 64) and ok.config.lr == 1.0 and ok.aug_copies == 1
     assert RECIPES["fsdd"].config.hidden == (128, 128)                         # the recipe itself is unchanged
+
+
+def _cpu_flags() -> set:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return set(line.split(":", 1)[-1].split())
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_importing_train_pins_the_cpu_kernels_to_avx2(native):
+    """Training computes with AVX2 kernels on any x86-64 CPU that has them (an AVX-512 CPU otherwise trains to other
+    weights); RSNN_TRAIN_ISA=native leaves torch's own choice. Run in a fresh interpreter: the pin must be in the
+    environment before torch's first kernel."""
+    import os
+    import subprocess
+    import sys
+    flags = _cpu_flags()
+    if "avx2" not in flags:
+        pytest.skip("this CPU has no AVX2 (or is not x86-64): the pin has nothing to choose")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "RSNN_TRAIN_ISA")}
+    if native:
+        env["RSNN_TRAIN_ISA"] = "native"
+    code = ("import train, torch, os; torch.ones(4).sum(); "
+            "print(torch.backends.cpu.get_cpu_capability(), os.environ.get('MKL_CBWR'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    isa, cbwr = out.split()
+    if native:
+        assert cbwr == "None"
+        assert isa == ("AVX512" if "avx512f" in flags and "avx512bw" in flags else "AVX2")
+    else:
+        assert (isa, cbwr) == ("AVX2", "AVX2")
+
+
+def test_rsnn_train_keeps_the_shipped_models_report_beside_them(tmp_path, monkeypatch):
+    """When ``rsnn train`` writes a shipped file (models/<name>.npz) it also records that run's report under <name> in
+    models/train.json; a variant written elsewhere leaves that file alone."""
+    import json
+    from rsnn import cli
+    from train import recipes
+    monkeypatch.setattr(cli, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setitem(recipes.RECIPES, "tiny", recipes.RECIPES["fsdd"])
+
+    def fake_run(name, validate=False, overrides=None, **_):
+        where = "build/models" if validate or overrides else "models"
+        return {"model_file": f"{where}/{name}.npz", "command": "rsnn train --recipe " + name, "seed": 0,
+                "train_seconds": 1.0, "config": {"hidden": [4]}, "ablation": [], "marker": where}
+    monkeypatch.setattr(recipes, "run_recipe", fake_run)
+    shipped = tmp_path / "models" / "train.json"
+    assert cli.main(["train", "--recipe", "tiny", "--validate", "--json", str(tmp_path / "r.json")]) == 0
+    assert not shipped.exists()
+    assert cli.main(["train", "--recipe", "tiny", "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads(shipped.read_text())["tiny"]["marker"] == "models"
+    assert set(json.loads((tmp_path / "r.json").read_text())) == {"tiny", "tiny --validate"}
