@@ -370,6 +370,8 @@ def test_a_validate_run_trains_on_train_and_measures_on_val_with_overrides(tmp_p
     ({"sparsity": 1.0}, "sparsity must be"),
     ({"time_steps": 9}, "time_steps"),
     ({"aug_copies": -1}, "aug_copies"),
+    ({"label_smoothing": 1.0}, "label_smoothing must be"),
+    ({"weight_decay": -0.1}, "weight_decay must be"),
 ])
 def test_recipe_overrides_refuse_what_does_not_fit(over, message):
     from train.recipes import RECIPES, with_overrides
@@ -435,3 +437,36 @@ def test_rsnn_train_keeps_the_shipped_models_report_beside_them(tmp_path, monkey
     assert cli.main(["train", "--recipe", "tiny", "--json", str(tmp_path / "r.json")]) == 0
     assert json.loads(shipped.read_text())["tiny"]["marker"] == "models"
     assert set(json.loads((tmp_path / "r.json").read_text())) == {"tiny", "tiny --validate"}
+
+
+def test_weight_decay_and_label_smoothing_are_off_by_default_and_reach_the_training_step(monkeypatch):
+    """The two regularizers of TrainConfig: default off (plain Adam, plain cross-entropy, so the shipped recipes
+    train as before); set, they choose AdamW with that decay and smooth the targets of every training step."""
+    import dataclasses
+    import train.loop as loop
+    twin = RSNN(small_net(), ((4.0, 4.0), (4.0, 4.0), 4.0))
+    opt, _ = loop._optimizer(twin, TrainConfig(), 3)
+    assert type(opt) is torch.optim.Adam and opt.param_groups[0]["weight_decay"] == 0
+    opt, _ = loop._optimizer(twin, TrainConfig(weight_decay=0.02), 3)
+    assert type(opt) is torch.optim.AdamW and opt.param_groups[0]["weight_decay"] == 0.02
+    train_set, fe = tone_set(4, 0)
+    cfg = TrainConfig(hidden=(8, 8), thresholds=(30, 9), state_bits=(12, 12), readout_bits=16, epochs_float=1,
+                      epochs_quant=1, keep_neurons=None, epochs_structured=1, sparsity=0.5, epochs_sparse=1,
+                      batch_size=8, rate_penalty=0.0)
+    seen = {}
+    for ls in (0.0, 0.5):
+        captured = []
+        orig = loop.Fn.cross_entropy
+
+        def spy(logits, y, **kw):
+            captured.append(kw.get("label_smoothing", 0.0))
+            return orig(logits, y, **kw)
+        monkeypatch.setattr(loop.Fn, "cross_entropy", spy)
+        train(dataclasses.replace(cfg, label_smoothing=ls), train_set, train_set, fe, LABELS4, {"command": "t"},
+              progress=False, log=lambda *_: None)
+        monkeypatch.setattr(loop.Fn, "cross_entropy", orig)
+        seen[ls] = set(captured)
+    assert seen == {0.0: {0.0}, 0.5: {0.5}}
+    # recorded in the model file only when set: the shipped recipes' files keep their bytes
+    assert not {"label_smoothing", "weight_decay"} & set(TrainConfig().to_dict())
+    assert TrainConfig(label_smoothing=0.1).to_dict()["label_smoothing"] == 0.1

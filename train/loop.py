@@ -52,6 +52,8 @@ class TrainConfig:
     logit_scale: float = 0.5
     freq_mask: int = 0          # SpecAugment-style: zero up to this many adjacent features per utterance
     time_mask: int = 0          # ... and up to this many consecutive frames (training only)
+    label_smoothing: float = 0.0  # cross-entropy against (1 - e) one-hot + e uniform
+    weight_decay: float = 0.0     # decoupled (AdamW) weight decay; 0: plain Adam
     seed: int = 0
 
     def network(self, n_features: int, feature_bits: int, n_classes: int) -> NetworkParams:
@@ -61,8 +63,13 @@ class TrainConfig:
                              layers=layers, readout=ReadoutParams(size=n_classes, state_bits=self.readout_bits)
                              ).validate()
 
+    #: Fields added after models were shipped: recorded only when set, so that a recipe that does not use them
+    #: still writes its model file byte for byte as before (the file's header holds this dict).
+    RECORDED_WHEN_SET = ("label_smoothing", "weight_decay")
+
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+                if not (k in self.RECORDED_WHEN_SET and v == 0)}
 
 
 @dataclass
@@ -125,7 +132,7 @@ def _epochs(twin, opt, sched, data, cfg, epochs, rng, desc, on_epoch=None, progr
             out = twin(x, L)
             logits = out.final / L[:, None] * cfg.logit_scale
             rate = sum(s.sum() / (L.sum() * s.shape[-1] * s.shape[-2]) for s in out.spikes)
-            loss = Fn.cross_entropy(logits, y) + cfg.rate_penalty * rate
+            loss = Fn.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing) + cfg.rate_penalty * rate
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
@@ -155,7 +162,10 @@ def _mask(x: torch.Tensor, L: torch.Tensor, cfg: TrainConfig, rng: np.random.Gen
 
 
 def _optimizer(twin, cfg, epochs, lr_scale=1.0):
-    opt = torch.optim.Adam(twin.parameters(), lr=cfg.lr * lr_scale)
+    if cfg.weight_decay:
+        opt = torch.optim.AdamW(twin.parameters(), lr=cfg.lr * lr_scale, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.Adam(twin.parameters(), lr=cfg.lr * lr_scale)
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs), eta_min=cfg.lr * lr_scale * 0.05)
 
 

@@ -145,6 +145,8 @@ def with_overrides(recipe: Recipe, overrides: dict) -> Recipe:
         (min(c.epochs_float, c.epochs_quant, c.epochs_structured, c.epochs_sparse) < 0, "epochs must be >= 0"),
         (c.batch_size < 1 or c.lr <= 0, "batch_size must be >= 1 and lr > 0"),
         (not 0.0 <= c.sparsity < 1.0, "sparsity must be within 0 .. 1 (excluded)"),
+        (not 0.0 <= c.label_smoothing < 1.0, "label_smoothing must be within 0 .. 1 (excluded)"),
+        (c.weight_decay < 0, "weight_decay must be >= 0"),
         (c.keep_neurons is not None and (len(c.keep_neurons) != len(c.hidden) or any(
             not 1 <= k <= h for k, h in zip(c.keep_neurons, c.hidden))),
          "keep_neurons needs one count per hidden layer, each 1 .. that layer's size"),
