@@ -212,7 +212,8 @@ def test_shipped_model_twin_equals_golden_on_real_speech(name):
 @pytest.mark.parametrize("name", ["fsdd", "arabic_digits"])
 def test_shipped_models_are_the_files_their_training_report_describes(name):
     """models/train.json is the report of the run that wrote the shipped models (``rsnn train``): its hash, size,
-    command, seed and accuracy are the shipped file's, and the README's tables are printed from it."""
+    command, seed and accuracy are the shipped file's, it was trained with the kernels pinned, and the report tool
+    prints it (the README's tables come from that tool's output)."""
     import hashlib
     import json
     from rsnn.cli import MODELS_DIR
@@ -402,19 +403,23 @@ def test_importing_train_pins_the_cpu_kernels_to_avx2(native):
     flags = _cpu_flags()
     if "avx2" not in flags:
         pytest.skip("this CPU has no AVX2 (or is not x86-64): the pin has nothing to choose")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "RSNN_TRAIN_ISA")}
+    from train import KERNEL_ENV
+    env = {k: v for k, v in os.environ.items() if k not in (*KERNEL_ENV, "RSNN_TRAIN_ISA")}
     if native:
         env["RSNN_TRAIN_ISA"] = "native"
-    code = ("import train, torch, os; torch.ones(4).sum(); "
-            "print(torch.backends.cpu.get_cpu_capability(), os.environ.get('MKL_CBWR'))")
+    code = ("import train, torch; torch.ones(4).sum(); "
+            "print(torch.backends.cpu.get_cpu_capability(), train.kernel_settings()['pinned_isa'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    isa, cbwr = out.split()
+    isa, pinned = out.split()
     if native:
-        assert cbwr == "None"
+        assert pinned == "None"
         assert isa == ("AVX512" if "avx512f" in flags and "avx512bw" in flags else "AVX2")
     else:
-        assert (isa, cbwr) == ("AVX2", "AVX2")
+        assert (isa, pinned) == ("AVX2", "AVX2")
+    # a setting of the user's own wins, and the report then does not call the run pinned
+    env.update(MKL_CBWR="COMPATIBLE", RSNN_TRAIN_ISA="")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split()[1] == "None"
 
 
 def test_rsnn_train_keeps_the_shipped_models_report_beside_them(tmp_path, monkeypatch):

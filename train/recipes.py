@@ -99,14 +99,12 @@ def _float32_dense_bytes(recipe: Recipe) -> int:
 def _platform() -> dict:
     """What bit-identical re-runs depend on besides the seed: torch's version, its thread count and the CPU kernels
     it dispatched to (a different vector ISA rounds float sums differently, so training takes another path)."""
-    import os
     import platform
     import torch
-    from . import PINNED_ISA
+    from . import kernel_settings
     return {"torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine(),
-            "kernel_settings": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")},
-            "pinned_isa": PINNED_ISA if os.environ.get("RSNN_TRAIN_ISA", "").strip().lower() != "native" else None}
+            **kernel_settings()}
 
 
 _RECIPE_KNOBS = ("aug_copies", "speed_perturb")
