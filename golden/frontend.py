@@ -11,7 +11,16 @@ float64 and deterministic:
    one window when shorter. A Hann window; power spectrum ``|rfft(frame, n_fft)|**2``.
 4. **Mel**: ``n_mels`` triangular filters equally spaced on the HTK mel scale ``2595 log10(1 + f/700)``
    between ``fmin_hz`` and ``fmax_hz``; energies in dB: ``10 log10(mel + 1e-10)``.
-5. **Quantize** causally against a running reference level (an automatic gain control with instant attack)::
+5. **Noise gate** (only when ``noise_gate_db > 0``; off by default): each band tracks its own noise floor, a
+   running minimum that may rise by at most ``noise_rise_db`` per frame, and passes only where it stands at least
+   ``noise_gate_db`` above it::
+
+       noise[0, b] = dB[0, b];   noise[f, b] = min(dB[f, b], noise[f-1, b] + noise_rise_db)
+       dB[f, b] -> -inf (no event) where dB[f, b] < noise[f, b] + noise_gate_db
+
+   Stationary background (hum, hiss, a noisy microphone) is removed whatever the recording's level; the first
+   frame, which starts the estimate, gives no event.
+6. **Quantize** causally against a running reference level (an automatic gain control with instant attack)::
 
        ref[f] = max(peak[f], ref[f-1] - release_db, floor_db)      with peak[f] = max over bands of dB[f]
        q[f, b] = clip(floor((dB[f, b] - ref[f] + range_db) * L / range_db), 0, L),   L = 2**feature_bits - 1
@@ -31,8 +40,8 @@ import soundfile
 
 from .params import FrontEndParams
 
-__all__ = ["AudioError", "read_audio", "resample", "log_mel", "quantize", "features", "features_from_file",
-           "mel_filterbank"]
+__all__ = ["AudioError", "read_audio", "resample", "log_mel", "noise_gate", "quantize", "features",
+           "features_from_file", "mel_filterbank"]
 
 
 class AudioError(ValueError):
@@ -100,6 +109,19 @@ def log_mel(x: np.ndarray, p: FrontEndParams) -> np.ndarray:
     return 10.0 * np.log10(power @ mel_filterbank(p).T + 1e-10)
 
 
+def noise_gate(db: np.ndarray, p: FrontEndParams) -> np.ndarray:
+    """Step 5: ``db`` (F, n_mels) with every value less than ``noise_gate_db`` above its band's running noise floor
+    set to ``-inf``; ``db`` itself when the gate is off (``noise_gate_db == 0``)."""
+    if not p.noise_gate_db or len(db) == 0:
+        return db
+    floor = np.empty_like(db)
+    cur = db[0].copy()
+    for f in range(len(db)):
+        cur = np.minimum(db[f], cur + p.noise_rise_db)
+        floor[f] = cur
+    return np.where(db >= floor + p.noise_gate_db, db, -np.inf)
+
+
 def quantize(db: np.ndarray, p: FrontEndParams) -> np.ndarray:
     """Causal quantization of dB energies (F, n_mels) to integers in 0 .. 2**feature_bits - 1 (see above)."""
     levels = (1 << p.feature_bits) - 1
@@ -115,7 +137,7 @@ def quantize(db: np.ndarray, p: FrontEndParams) -> np.ndarray:
 
 def features(x: np.ndarray, rate: int, p: FrontEndParams) -> np.ndarray:
     """Integer features (F, n_mels) of mono samples ``x`` at ``rate`` Hz."""
-    return quantize(log_mel(resample(x, rate, p.sample_rate), p), p)
+    return quantize(noise_gate(log_mel(resample(x, rate, p.sample_rate), p), p), p)
 
 
 def features_from_file(path, p: FrontEndParams) -> np.ndarray:

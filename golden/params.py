@@ -294,6 +294,15 @@ class FrontEndParams(_Json):
         How fast (dB per frame) the running reference level falls after a loud frame (attack is instant).
     floor_db : float
         The reference never falls below this level, so digital silence and faint noise give zero features.
+    noise_gate_db : float
+        0 (the default): no noise gate. Otherwise each band tracks its own noise floor (a running minimum that
+        rises by at most ``noise_rise_db`` per frame) and passes only where it is at least this far above it;
+        below, the band gives no event. Removes stationary background noise whatever the recording's level.
+    noise_rise_db : float
+        How fast (dB per frame) a band's noise-floor estimate may rise (it falls instantly to a quieter frame).
+
+    Fields added after models were shipped (the noise gate) are written by :meth:`to_dict` only when they differ
+    from their defaults, so a model file that does not use them keeps its bytes.
     """
 
     sample_rate: int = 8000
@@ -306,6 +315,18 @@ class FrontEndParams(_Json):
     range_db: float = 30.0
     release_db: float = 0.2
     floor_db: float = -10.0
+    noise_gate_db: float = 0.0
+    noise_rise_db: float = 0.1
+
+    #: Written by :meth:`to_dict` only when not at their defaults (see above).
+    RECORDED_WHEN_SET = ("noise_gate_db", "noise_rise_db")
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        for name in self.RECORDED_WHEN_SET:
+            if out[name] == getattr(type(self), name):
+                del out[name]
+        return out
 
     @property
     def win_length(self) -> int:
@@ -337,6 +358,8 @@ class FrontEndParams(_Json):
         _num(f"{where}.range_db", self.range_db, 1.0, 150.0)
         _num(f"{where}.release_db", self.release_db, 0.0, 100.0)
         _num(f"{where}.floor_db", self.floor_db, -200.0, 200.0)
+        _num(f"{where}.noise_gate_db", self.noise_gate_db, 0.0, 100.0)
+        _num(f"{where}.noise_rise_db", self.noise_rise_db, 0.0, 100.0)
         return self
 
 

@@ -403,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--validate", action="store_true",
                     help="choose recipes this way: train on the train split only and measure on val (never test)")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE",
-                    help="override a TrainConfig field or aug_copies / speed_perturb (repeatable; VALUE is JSON, "
+                    help="override a TrainConfig field, aug_copies / speed_perturb or a front-end field such as "
+                         "noise_gate_db (repeatable; VALUE is JSON, "
                          "e.g. --set aug_copies=2 --set keep_neurons=null). A variant (--quick, --validate, --set) "
                          "writes its model to build/models/ unless --models-dir says otherwise")
     sp.add_argument("--no-loso", action="store_true", help="skip the leave-one-speaker-out runs")

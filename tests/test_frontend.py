@@ -5,8 +5,8 @@ import soundfile
 from hypothesis import given, settings, strategies as st
 
 from conftest import real_data, tone, write_wav
-from golden.frontend import (AudioError, features, features_from_file, log_mel, mel_filterbank, quantize,
-                             read_audio)
+from golden.frontend import (AudioError, features, features_from_file, log_mel, mel_filterbank, noise_gate,
+                             quantize, read_audio)
 from golden.params import FrontEndParams
 
 P = FrontEndParams()
@@ -92,6 +92,44 @@ def test_quantizer_levels():
     db = np.array([[0.0, -15.0, -30.0], [0.0, -2.0, -29.0]])
     # reference = 0 dB: level = floor((db + 30) * 15 / 30)
     assert quantize(db, p).tolist() == [[15, 7, 0], [15, 14, 0]]
+
+
+def test_noise_gate_levels():
+    p = FrontEndParams(n_mels=2, noise_gate_db=6.0, noise_rise_db=1.0)
+    db = np.array([[0.0, 10.0], [10.0, 4.0], [5.0, 20.0], [5.0, 9.0]])
+    # floors: [0, 10], [1, 4], [2, 5], [3, 6]; a value passes when >= floor + 6
+    out = noise_gate(db, p)
+    assert np.array_equal(np.isfinite(out), [[False, False], [True, False], [False, True], [False, False]])
+    assert np.array_equal(out[np.isfinite(out)], [10.0, 20.0])
+    assert noise_gate(db, FrontEndParams(n_mels=2)) is db  # off by default
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 2**31))
+def test_noise_gate_is_causal(cut, seed):
+    rng = np.random.default_rng(seed)
+    db = rng.normal(-20, 15, size=(40, 8))
+    changed = db.copy()
+    changed[cut:] = rng.normal(10, 30, size=changed[cut:].shape)
+    p = FrontEndParams(n_mels=8, noise_gate_db=6.0)
+    assert np.array_equal(noise_gate(db, p)[:cut], noise_gate(changed, p)[:cut])
+
+
+@pytest.mark.parametrize("noise_level", [3e-3, 3e-2, 0.3])
+def test_noise_gate_removes_steady_noise_and_keeps_a_tone(noise_level):
+    rate = 8000
+    noise = np.random.default_rng(0).normal(0, noise_level, 2 * rate)
+    burst = noise.copy()
+    burst[rate // 2:rate] += tone(1000.0, 0.5, rate, amp=30 * noise_level)
+    p = FrontEndParams(noise_gate_db=10.0, noise_rise_db=0.1)
+    plain = features(noise, rate, FrontEndParams())
+    assert plain[50:].sum() > 0  # without the gate, noise at any of these levels gives events
+    # a narrow band of white noise swings by several dB, so its deepest dips set the floor and some peaks pass
+    assert features(noise, rate, p)[20:].sum() < 0.2 * plain[20:].sum()
+    q = features(burst, rate, p)
+    on = q[52:98]  # frames inside the burst
+    assert (on.max(axis=1) == 15).all() and abs(band_centres(p)[int(np.bincount(on.argmax(1)).argmax())] - 1000) < 200
+    assert q[110:].sum() < 0.2 * plain[110:].sum()
 
 
 def test_log_mel_of_short_input_is_one_frame():

@@ -1,5 +1,6 @@
 """The PyTorch twin against golden (bit-exact), the export's refusals, pruning, and a tiny end-to-end training."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -373,6 +374,8 @@ def test_a_validate_run_trains_on_train_and_measures_on_val_with_overrides(tmp_p
     ({"aug_copies": -1}, "aug_copies"),
     ({"label_smoothing": 1.0}, "label_smoothing must be"),
     ({"weight_decay": -0.1}, "weight_decay must be"),
+    ({"noise_gate_db": -3}, "noise_gate_db must be in"),
+    ({"n_mels": 2.0}, "takes int"),
 ])
 def test_recipe_overrides_refuse_what_does_not_fit(over, message):
     from train.recipes import RECIPES, with_overrides
@@ -381,6 +384,8 @@ def test_recipe_overrides_refuse_what_does_not_fit(over, message):
     ok = with_overrides(RECIPES["fsdd"], {"hidden": [64, 64], "keep_neurons": [48, 48], "lr": 1, "aug_copies": 1})
     assert ok.config.hidden == (64, 64) and ok.config.lr == 1.0 and ok.aug_copies == 1
     assert RECIPES["fsdd"].config.hidden == (128, 128)                         # the recipe itself is unchanged
+    fe = with_overrides(RECIPES["arabic_digits"], {"noise_gate_db": 0, "n_mels": 32}).frontend
+    assert fe == dataclasses.replace(RECIPES["arabic_digits"].frontend, noise_gate_db=0.0, n_mels=32)
 
 
 def _cpu_flags() -> set:

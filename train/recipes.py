@@ -52,9 +52,12 @@ RECIPES = {
     ),
     "arabic_digits": Recipe(
         name="arabic_digits", dataset="arabic_digits",
-        # 40 bands and a higher floor / wider range: the best of the variants tried on the val split (86.3 %
-        # 4-bit, trained on train only; see the README), not chosen on the test split.
-        frontend=FrontEndParams(sample_rate=16000, fmax_hz=8000.0, n_mels=40, floor_db=5.0, range_db=40.0),
+        # 40 bands, a higher floor / wider range and a per-band noise gate 10 dB above a floor rising 0.1 dB per
+        # frame: the best of the variants tried on the val split (trained on train only; see the README), not
+        # chosen on the test split. The gate makes the features independent of each recording's background
+        # noise: pruned 90.67 % on val against 86.67 % without it.
+        frontend=FrontEndParams(sample_rate=16000, fmax_hz=8000.0, n_mels=40, floor_db=5.0, range_db=40.0,
+                                noise_gate_db=10.0, noise_rise_db=0.1),
         # Pruning chosen on the val split too (trained on train only): removing neurons (96 of 128 kept per layer)
         # cost 5 points of 4-bit val accuracy, so this model is pruned with single weights only, to 50 %
         # (86.3 % val vs 87.2 % unpruned; 60 %: 85.5 %).
@@ -111,18 +114,22 @@ _RECIPE_KNOBS = ("aug_copies", "speed_perturb")
 
 
 def with_overrides(recipe: Recipe, overrides: dict) -> Recipe:
-    """``recipe`` with ``overrides`` ({name: value}) applied: any :class:`TrainConfig` field, or the recipe's
-    ``aug_copies`` / ``speed_perturb``. Values have the type of the field (a list for a tuple field, ``None``
+    """``recipe`` with ``overrides`` ({name: value}) applied: any :class:`TrainConfig` field, the recipe's
+    ``aug_copies`` / ``speed_perturb``, or any :class:`~golden.params.FrontEndParams` field (``noise_gate_db``...). Values have the type of the field (a list for a tuple field, ``None``
     where the field allows it); anything else raises ``ValueError`` naming the field and what it takes."""
     cfg_fields = {f.name: getattr(recipe.config, f.name) for f in dataclasses.fields(TrainConfig)}
-    cfg, rec = {}, {}
+    fe_fields = {f.name: getattr(recipe.frontend, f.name) for f in dataclasses.fields(FrontEndParams)}
+    cfg, rec, fe = {}, {}, {}
     for key, value in overrides.items():
         if key in cfg_fields:
             default, target = cfg_fields[key], cfg
         elif key in _RECIPE_KNOBS:
             default, target = getattr(recipe, key), rec
+        elif key in fe_fields:
+            default, target = fe_fields[key], fe
         else:
-            raise ValueError(f"cannot set '{key}': settable are {', '.join(sorted(cfg_fields) + list(_RECIPE_KNOBS))}")
+            raise ValueError(f"cannot set '{key}': settable are {', '.join(sorted(cfg_fields) + list(_RECIPE_KNOBS))}"
+                             f" and the front end's {', '.join(fe_fields)}")
         if isinstance(value, list):
             value = tuple(value)
         ok = (value is None and key == "keep_neurons") or (
@@ -135,7 +142,11 @@ def with_overrides(recipe: Recipe, overrides: dict) -> Recipe:
                 if isinstance(default, tuple) or key == "keep_neurons" else type(default).__name__
             raise ValueError(f"cannot set {key}={value!r}: it takes {kind} (now {default!r})")
         target[key] = float(value) if isinstance(default, float) else value
-    out = dataclasses.replace(recipe, config=dataclasses.replace(recipe.config, **cfg), **rec)
+    try:
+        frontend = dataclasses.replace(recipe.frontend, **fe).validate()
+    except ParamError as e:
+        raise ValueError(str(e)) from None
+    out = dataclasses.replace(recipe, config=dataclasses.replace(recipe.config, **cfg), frontend=frontend, **rec)
     c = out.config
     problems = [msg for bad, msg in (
         (out.aug_copies < 0, "aug_copies must be >= 0"),
