@@ -225,8 +225,11 @@ def test_shipped_models_are_the_files_their_training_report_describes(name):
     assert rep["model_file"] == f"models/{name}.npz"
     assert rep["model_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert rep["model_bytes"] == path.stat().st_size
-    meta = load_model(path).meta
+    model = load_model(path)
+    meta = model.meta
     assert (meta["command"], meta["seed"]) == (rep["command"], rep["seed"]) == (f"rsnn train --recipe {name}", 0)
+    from train.recipes import RECIPES  # the recipe as it stands made this file: front end and config
+    assert model.frontend == RECIPES[name].frontend and meta["config"] == RECIPES[name].config.to_dict()
     assert meta["test_accuracy_golden"] == rep["accuracy"] == rep["stages"][-1]["accuracy"]
     assert rep["platform"]["pinned_isa"] == "AVX2" and rep["platform"]["cpu_capability"] == "AVX2"
     assert f"--recipe {name}`" in markdown(name, rep)

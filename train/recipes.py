@@ -61,8 +61,10 @@ RECIPES = {
         # Pruning chosen on the val split too (trained on train only): removing neurons (96 of 128 kept per layer)
         # cost 5 points of 4-bit val accuracy, so this model is pruned with single weights only, to 50 %
         # (86.3 % val vs 87.2 % unpruned; 60 %: 85.5 %).
+        # Decoupled weight decay 0.01 (AdamW), chosen on val with the gate and two seeds: pruned 91.50 / 88.33 %
+        # against 90.67 / 86.33 % without it (0.03: 88.67 %).
         config=TrainConfig(epochs_float=35, epochs_quant=8, epochs_structured=4, epochs_sparse=12,
-                           keep_neurons=None, sparsity=0.5),
+                           keep_neurons=None, sparsity=0.5, weight_decay=0.01),
         train_splits=("train", "val"), aug_copies=1,
     ),
 }
