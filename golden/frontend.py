@@ -18,7 +18,8 @@ float64 and deterministic:
        noise[0, b] = dB[0, b];   noise[f, b] = min(dB[f, b], noise[f-1, b] + noise_rise_db)
        dB[f, b] -> -inf (no event) where dB[f, b] < noise[f, b] + noise_gate_db
 
-   Stationary background (hum, hiss, a noisy microphone) is removed whatever the recording's level; the first
+   Most of a steady background (hum, hiss, a noisy microphone) is removed, at any recording level; a band of
+   noise swings by several dB and its deepest dips set its floor, so some of its peaks still pass. The first
    frame, which starts the estimate, gives no event.
 6. **Quantize** causally against a running reference level (an automatic gain control with instant attack)::
 

@@ -297,7 +297,7 @@ class FrontEndParams(_Json):
     noise_gate_db : float
         0 (the default): no noise gate. Otherwise each band tracks its own noise floor (a running minimum that
         rises by at most ``noise_rise_db`` per frame) and passes only where it is at least this far above it;
-        below, the band gives no event. Removes stationary background noise whatever the recording's level.
+        below, the band gives no event. Removes most of a steady background, at any recording level.
     noise_rise_db : float
         How fast (dB per frame) a band's noise-floor estimate may rise (it falls instantly to a quieter frame).
 
