@@ -152,10 +152,15 @@ def run(model: Model, frames) -> Trace:
     return run_batch(model, [frames])[0]
 
 
-def run_batch(model: Model, utterances) -> BatchTrace:
+def run_batch(model: Model, utterances, observe=None) -> BatchTrace:
     """Run a batch of utterances (a list of int arrays (F_b, n_features), lengths may differ); vectorized over
     the batch and the neurons, exact. Equal, utterance by utterance, to :func:`run` and to
-    :func:`golden.reference.run_reference`."""
+    :func:`golden.reference.run_reference`.
+
+    ``observe`` (optional, for functional coverage) is called as ``observe(f, l, t, total, v, active)`` at every
+    saturation: ``total`` the unsaturated sum (B, N) and ``v`` the saturated potential, before any reset, for
+    layer ``l`` at step ``t`` of frame ``f``; for the readout ``l = L`` and ``t = None``. ``active`` (B,) marks
+    the utterances that have frame ``f``. It must not modify its arguments."""
     net = model.network
     xs = [check_frames(model, u, f"utterance {b}") for b, u in enumerate(utterances)]
     if not xs:
@@ -213,7 +218,10 @@ def run_batch(model: Model, utterances) -> BatchTrace:
             vv = v[l]
             s = np.zeros((B, T, lp.size), dtype=np.int64)
             for t in range(T):
-                vv = np.clip(leak(vv, lp.leak_shift) + acc[:, t], fmt.min, fmt.max)
+                total = leak(vv, lp.leak_shift) + acc[:, t]
+                vv = np.clip(total, fmt.min, fmt.max)
+                if observe is not None:
+                    observe(f, l, t, total, vv, active)
                 fired = vv >= lp.threshold
                 s[:, t] = fired
                 if lp.reset is ResetMode.SUBTRACT:
@@ -227,7 +235,11 @@ def run_batch(model: Model, utterances) -> BatchTrace:
             a = s
         acc = matmul(a, w_out).sum(axis=1) << net.readout.in_shift
         count(f, L, a, nnz_out, None, None, net.readout.size, active)
-        u = np.where(active[:, None], np.clip(u + acc, u_fmt.min, u_fmt.max), u)
+        total = u + acc
+        clipped = np.clip(total, u_fmt.min, u_fmt.max)
+        if observe is not None:
+            observe(f, L, None, total, clipped, active)
+        u = np.where(active[:, None], clipped, u)
         readout[:, f] = u
     return BatchTrace(spikes, readout, counters, lengths)
 

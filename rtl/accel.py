@@ -32,7 +32,22 @@ from golden.params import HardwareParams, NetworkParams, ResetMode
 
 from .layout import COUNTER_BITS, HW_COUNTERS, MemoryMap, OutputLayout, ceil_div, event_depth, event_fields
 
-__all__ = ["Accelerator", "WeightWriteSignature"]
+__all__ = ["Accelerator", "WeightWriteSignature", "FAULTS"]
+
+#: Deliberate faults, chosen at elaboration (``Accelerator(..., fault=NAME)``), that the regression must catch
+#: (``make regress REGRESS_ARGS=--faults``): each one is a plausible design bug. Never used by default.
+FAULTS = {
+    "leak_off_by_one": "the leak shifts by leak_shift + 1 (a wrong shift amount)",
+    "mask_ignored": "every event adds into the accumulators of every time step, whatever its mask",
+    "acc_not_cleared": "the accumulators are not cleared between chunks and layers",
+    "event_dropped": "the last event of each layer is not replayed (the ACC loop stops one early)",
+    "no_saturation": "the membrane potential wraps around instead of saturating",
+    "fire_above": "a neuron fires when v > threshold instead of v >= threshold",
+    "rec_uses_in_shift": "recurrent events are scaled by in_shift instead of rec_shift",
+    "counter_skips_init": "the cycles counter does not count the ACC_INIT cycle (timing itself is right)",
+    "slow_handshake": "one idle cycle after each output word, outside the cycles counter",
+    "hang": "the controller never leaves the readout's last update (the testbench's watchdog must fire)",
+}
 
 
 class WeightWriteSignature(wiring.Signature):
@@ -79,8 +94,8 @@ class NeuronUnit(wiring.Component):
     from ``state`` (zero when ``fresh``) and the T accumulators: leak, saturate, fire, reset. ``fired`` bit
     ``t*P + p``; lanes not set in ``lanes`` never fire."""
 
-    def __init__(self, lp, P: int, T: int, ab: int):
-        self.lp, self.P, self.T, self.ab = lp, P, T, ab
+    def __init__(self, lp, P: int, T: int, ab: int, fault: str | None = None):
+        self.lp, self.P, self.T, self.ab, self.fault = lp, P, T, ab, fault
         sb = lp.state_bits
         super().__init__({"state": In(P * sb), "acc": In(T * P * ab), "fresh": In(1), "lanes": In(P),
                           "new_state": Out(P * sb), "fired": Out(T * P)})
@@ -94,12 +109,15 @@ class NeuronUnit(wiring.Component):
             v = Mux(self.fresh, 0, self.state[p * sb:(p + 1) * sb].as_signed())
             for t in range(T):
                 if lp.leak_shift:
-                    v = v - (v >> lp.leak_shift)
+                    v = v - (v >> (lp.leak_shift + (self.fault == "leak_off_by_one")))
                 tot = v + self.acc[(t * P + p) * ab:(t * P + p + 1) * ab].as_signed()
                 sat = Signal(signed(sb), name=f"sat_t{t}_p{p}")
-                m.d.comb += sat.eq(Mux(tot > smax, smax, Mux(tot < smin, smin, tot)))
+                if self.fault == "no_saturation":
+                    m.d.comb += sat.eq(tot)
+                else:
+                    m.d.comb += sat.eq(Mux(tot > smax, smax, Mux(tot < smin, smin, tot)))
                 f = self.fired[t * P + p]
-                m.d.comb += f.eq((sat >= th) & self.lanes[p])
+                m.d.comb += f.eq(((sat > th) if self.fault == "fire_above" else (sat >= th)) & self.lanes[p])
                 if lp.reset is ResetMode.SUBTRACT:
                     v = Mux(f, sat - th, sat)
                 else:
@@ -136,8 +154,10 @@ class Accelerator(wiring.Component):
     through ``wr``.
     """
 
-    def __init__(self, net: NetworkParams, hw: HardwareParams, model: Model | None = None):
+    def __init__(self, net: NetworkParams, hw: HardwareParams, model: Model | None = None, fault: str | None = None):
         try:
+            if fault is not None and fault not in FAULTS:
+                raise ValueError(f"unknown fault {fault!r}: choose one of {sorted(FAULTS)}")
             net.validate()
             hw.validate()
             hw.check(net)
@@ -146,7 +166,7 @@ class Accelerator(wiring.Component):
         except Exception:
             self._MustUse__silence = True   # refused: never to be elaborated, so no "created but never used"
             raise
-        self.net, self.hw = net, hw
+        self.net, self.hw, self.fault = net, hw, fault
         self.olayout = OutputLayout(net)
         P = hw.pe_count
         super().__init__({
@@ -230,7 +250,8 @@ class Accelerator(wiring.Component):
 
         # per-cycle accounting of the compute states
         in_compute = Signal()
-        with m.If(in_compute):
+        in_init = Signal()
+        with m.If((in_compute & ~in_init) if self.fault == "counter_skips_init" else in_compute):
             counter_add("cycles", 1)
 
         with m.FSM(init="IDLE"):
@@ -297,7 +318,7 @@ class Accelerator(wiring.Component):
 
                 # ---------------- ACC_INIT: one cycle to set chunk 0 (and let the last event write land)
                 with m.State("ACC_INIT%d" % l):
-                    m.d.comb += in_compute.eq(1)
+                    m.d.comb += [in_compute.eq(1), in_init.eq(1)]
                     m.d.sync += [k.eq(0), i.eq(0), koff_ff.eq(ff_mat.base),
                                  koff_rec.eq(rec_mat.base if rec_mat else 0), s2_valid.eq(0)]
                     m.next = acc_st
@@ -317,7 +338,10 @@ class Accelerator(wiring.Component):
                     # stage 2: weights on wrd.data, broadcast to the PE array (accumulators of the masked steps)
                     shift_in = net.readout.in_shift if is_readout else net.layers[l].in_shift
                     shift_rec = 0 if is_readout else net.layers[l].rec_shift
-                    m.d.comb += [pes.word.eq(wrd.data), pes.payload.eq(s2_ev.payload), pes.mask.eq(s2_ev.mask),
+                    if self.fault == "rec_uses_in_shift":
+                        shift_rec = shift_in
+                    mask = Const(full_mask, T) if self.fault == "mask_ignored" else s2_ev.mask
+                    m.d.comb += [pes.word.eq(wrd.data), pes.payload.eq(s2_ev.payload), pes.mask.eq(mask),
                                  pes.shift.eq(Mux(s2_ev.rec, shift_rec, shift_in)), pes.en.eq(s2_valid)]
                     with m.If(s2_valid):
                         counter_add("weight_words", 1)
@@ -325,7 +349,8 @@ class Accelerator(wiring.Component):
                         n_nz = _popcount(nzw)
                         counter_add("nz_weight_reads", n_nz)
                         counter_add("accumulations", n_nz * _popcount(s2_ev.mask))
-                    with m.If(i == n_ev + 1):
+                    last = (n_ev - (n_ev != 0)) if self.fault == "event_dropped" else n_ev
+                    with m.If(i == last + 1):
                         m.next = upd_st
 
                 # ---------------- UPD: the neuron unit, P lanes x T steps, one cycle
@@ -349,7 +374,7 @@ class Accelerator(wiring.Component):
                                         m.d.sync += readout[c * rb:(c + 1) * rb].eq(unit.new_u[p * rb:(p + 1) * rb])
                     else:
                         lp = net.layers[l]
-                        unit = NeuronUnit(lp, P, T, acc_bits)
+                        unit = NeuronUnit(lp, P, T, acc_bits, self.fault)
                         m.submodules[f"neuron_unit{l}"] = unit
                         swr, srd = smems[l]
                         m.d.comb += [unit.state.eq(srd.data), unit.acc.eq(pes.acc), unit.fresh.eq(fresh[l]),
@@ -362,12 +387,12 @@ class Accelerator(wiring.Component):
                                         lo = t * lp.size + kk * P
                                         width = min(P, lp.size - kk * P)
                                         m.d.sync += spikes[l][lo:lo + width].eq(unit.fired[t * P:t * P + width])
-                    m.d.comb += pes.clear.eq(1)
+                    m.d.comb += pes.clear.eq(self.fault != "acc_not_cleared")
                     with m.If(k == K - 1):
                         if not is_readout:
                             m.d.sync += fresh[l].eq(0)
                         m.d.sync += [grp.eq(0), done.eq(0), n_ev.eq(0)]
-                        m.next = nxt_layer_first
+                        m.next = upd_st if (self.fault == "hang" and is_readout) else nxt_layer_first
                     with m.Else():
                         m.d.sync += [k.eq(k + 1), i.eq(0), koff_ff.eq(koff_ff + ff_mat.rows)]
                         if rec_mat is not None:
@@ -377,6 +402,9 @@ class Accelerator(wiring.Component):
             with m.State("OUT"):
                 m.d.comb += self.out.valid.eq(1)
                 with m.If(self.out.ready):
+                    m.next = "SLOW" if self.fault == "slow_handshake" else "IDLE"
+            if self.fault == "slow_handshake":
+                with m.State("SLOW"):
                     m.next = "IDLE"
 
         payload = [readout] + spikes + [counters[c] for c in HW_COUNTERS]

@@ -25,24 +25,26 @@ __all__ = ["TOP", "generate_verilog", "build_verilog"]
 TOP = "rsnn_accel"
 
 
-def generate_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None = None) -> str:
-    top = Accelerator(net, hw, model)
+def generate_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None = None,
+                     fault: str | None = None) -> str:
+    top = Accelerator(net, hw, model, fault=fault)
     il = rtlil.convert(top, name=TOP, emit_src=False)
     yosys = find_yosys(lambda ver: ver >= (0, 40))
     script = "read_rtlil <<rtlil\n" + il + "\nrtlil\nproc\nmemory_collect\nopt_clean\nwrite_verilog -noattr\n"
     return yosys.run(["-q", "-"], script, ignore_warnings=True)
 
 
-def build_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None, out_dir: Path) -> Path:
-    """Write ``<out_dir>/rsnn_accel_<hash>.v`` (cached by the RTL sources, the configuration and the weights) and
-    return it."""
+def build_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None, out_dir: Path,
+                  fault: str | None = None) -> Path:
+    """Write ``<out_dir>/rsnn_accel_<hash>.v`` (cached by the RTL sources, the configuration, the weights and the
+    injected fault, see :data:`rtl.accel.FAULTS`) and return it."""
     rtl_src = "".join(p.read_text() for p in sorted(Path(__file__).parent.glob("*.py")))  # a code change rebuilds
-    key = repr((rtl_src, net.to_dict(), hw.to_dict(), None if model is None else
+    key = repr((rtl_src, net.to_dict(), hw.to_dict(), fault, None if model is None else
                 [model.w_out.tobytes()] + [lw.w_in.tobytes() + lw.w_rec.tobytes() for lw in model.layers]))
     path = Path(out_dir) / f"{TOP}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.v"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(generate_verilog(net, hw, model))
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(generate_verilog(net, hw, model, fault))
         tmp.replace(path)
     return path

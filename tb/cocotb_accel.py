@@ -1,9 +1,20 @@
-"""cocotb test: stream the frames of a job through the accelerator and record every output word.
+"""cocotb test: stream the frames of a job through the accelerator, time every handshake, and record every output
+word.
 
 The job (``RSNN_TB_JOB``, an .npz written by :mod:`tb.runner`) holds the frames, the weight words to load through
-the write port (or none: weights were set at elaboration), the dense switch and the random input bubbles / output
-backpressure. The output words go to ``RSNN_TB_RESULT`` (JSON). Comparing them with golden is the caller's job
-(one comparison, in Python, for every simulator). A signal that is X or Z makes ``int()`` raise: the test fails.
+the write port (or none: weights were set at elaboration), the dense switch, the random input bubbles, output
+backpressure (short stalls and outputs held for thousands of cycles), inputs presented while the accelerator is
+still busy, weight writes attempted while busy, resets asserted in the middle of a frame or of an utterance, and
+the watchdog limit. The result (``RSNN_TB_RESULT``, JSON) is the output words and, per frame, the clock edges at
+which the testbench saw the handshakes happen: the testbench is a witness of its own and does not trust the
+RTL's ``cycles`` counter. Comparing words and timing with golden is the caller's job (:func:`tb.runner.compare`,
+one comparison in Python for every simulator). A signal that is X or Z makes ``int()`` raise: the test fails.
+
+Timing: the clock has a 10 ns period with rising edges at multiples of 10 ns; edge ``k`` is at ``10 k`` ns. The
+testbench drives and samples at falling edges. Per frame it records ``t_in`` (the edge that took the input word),
+``t_valid`` (the edge after which ``out.valid`` went high), ``t_out`` (the edge that took the output word), the
+cycles it held ``out.ready`` low, whether ``inp.ready`` was high right after ``t_out``, and whether it had
+already presented the next frame while this one's output was pending.
 """
 from __future__ import annotations
 
@@ -14,49 +25,128 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, Timer, with_timeout
+from cocotb.utils import get_sim_time
 
 from rtl.layout import pack_features
 
+PERIOD_NS = 10
 
-async def _load_weights(dut, words):
-    for addr, word in enumerate(words):
+
+class Watchdog(AssertionError):
+    """The DUT did not answer within the job's watchdog limit."""
+
+
+def _edge_now() -> int:
+    """The index of the latest rising edge (at a rising edge: that edge)."""
+    return int(get_sim_time("ns")) // PERIOD_NS
+
+
+async def _watch_rises(signal, times: list):
+    while True:
+        await RisingEdge(signal)
+        times.append(_edge_now())
+
+
+async def _cycles(dut, n: int):
+    """Wait ``n`` clock cycles, from a falling edge to a falling edge (one trigger for long waits)."""
+    if n > 4:
+        await Timer(n * PERIOD_NS - 2, unit="ns")
         await FallingEdge(dut.clk)
+    else:
+        for _ in range(n):
+            await FallingEdge(dut.clk)
+
+
+class Bench:
+    def __init__(self, dut, meta: dict, rng: random.Random):
+        self.dut, self.meta, self.rng = dut, meta, rng
+        self.rises: list = []
+        self.words: list = []
+        self.timing: list = []
+        self.stimulus = {"input_bubble": 0, "busy_write": 0, "reset_mid_frame": 0, "reset_between_frames": 0}
+        self.watchdog = int(meta["watchdog_cycles"])
+        self.where = ""
+
+    def fail(self, msg: str):
+        raise Watchdog(f"{msg} ({self.where}; watchdog {self.watchdog} cycles)")
+
+    async def reset(self, cycles: int):
+        dut = self.dut
+        dut.inp__valid.value = 0
+        dut.rst.value = 1
+        await _cycles(dut, cycles)
+        dut.rst.value = 0
+
+    def present(self, frame, first: bool):
+        self.dut.inp__payload.value = int(first) | pack_features(frame, self.meta["feature_bits"]) << 1
+        self.dut.inp__valid.value = 1
+
+    async def accept(self) -> int:
+        """At a falling edge with ``inp.valid`` high: wait for ``inp.ready``; return the edge that takes the word.
+        Returns at the falling edge after it, with ``inp.valid`` low."""
+        dut, waited = self.dut, 0
+        while int(dut.inp__ready.value) == 0:
+            await FallingEdge(dut.clk)
+            waited += 1
+            if waited > self.watchdog:
+                self.fail("inp.ready stayed low")
+        t_in = _edge_now() + 1
+        await FallingEdge(dut.clk)
+        dut.inp__valid.value = 0
+        return t_in
+
+    async def busy_write(self):
+        """A weight write while the accelerator is busy: documented to be ignored (the results must not change)."""
+        dut = self.dut
+        if int(dut.busy.value) != 1:
+            self.fail("busy is low while a frame is being computed")
         dut.wr__en.value = 1
-        dut.wr__addr.value = addr
-        dut.wr__data.value = int(word)
-    await FallingEdge(dut.clk)
-    dut.wr__en.value = 0
-
-
-async def _drive(dut, frames, firsts, feature_bits, rng, bubble_p):
-    for frame, first in zip(frames, firsts):
+        dut.wr__addr.value = self.rng.randrange(self.meta["wmem_depth"])
+        dut.wr__data.value = self.rng.getrandbits(self.meta["wdata_bits"])
+        self.stimulus["busy_write"] += 1
         await FallingEdge(dut.clk)
-        while rng.random() < bubble_p:            # input bubbles: valid low for a while
-            dut.inp__valid.value = 0
-            await FallingEdge(dut.clk)
-        dut.inp__payload.value = int(first) | pack_features(frame, feature_bits) << 1   # {first, features}
-        dut.inp__valid.value = 1
-        if int(dut.inp__ready.value) == 0:
-            await RisingEdge(dut.inp__ready)
-            await FallingEdge(dut.clk)
-        # ready is high at this falling edge: the next rising edge takes the word
-    await FallingEdge(dut.clk)
-    dut.inp__valid.value = 0
+        dut.wr__en.value = 0
 
+    def hold_cycles(self) -> int:
+        m, r = self.meta, self.rng
+        if r.random() < m["long_stall_p"]:
+            return r.randint(1000, 5000)
+        if r.random() < m["stall_p"]:
+            return r.randint(1, 8)
+        return 0
 
-async def _collect(dut, n, rng, stall_p, out):
-    for _ in range(n):
+    async def collect(self, rises_before: int, next_frame=None) -> tuple:
+        """Wait for this frame's output word and take it; optionally present ``next_frame`` (frame, first) while
+        the output is pending. Returns (t_valid, t_out, hold, ready_back)."""
+        dut = self.dut
         if int(dut.out__valid.value) == 0:
-            await RisingEdge(dut.out__valid)
-        await FallingEdge(dut.clk)
-        while rng.random() < stall_p:            # backpressure: keep ready low a few cycles
-            dut.out__ready.value = 0
+            try:
+                await with_timeout(RisingEdge(dut.out__valid), self.watchdog * PERIOD_NS, "ns")
+            except SimTimeoutError:
+                self.fail("no output word")
             await FallingEdge(dut.clk)
-        out.append(hex(int(dut.out__payload.value)))
+        if len(self.rises) != rises_before + 1:
+            self.fail(f"out.valid rose {len(self.rises) - rises_before} times for one frame")
+        t_valid = self.rises[-1]
+        if self.meta["ready_always"]:
+            if _edge_now() != t_valid:
+                self.fail("the testbench reached the output late")
+            hold = 0
+        else:
+            hold = self.hold_cycles()
+            await _cycles(dut, hold)
+            hold = _edge_now() - t_valid
+        if next_frame is not None:
+            self.present(*next_frame)
+        self.words.append(hex(int(dut.out__payload.value)))
         dut.out__ready.value = 1
         await FallingEdge(dut.clk)
-        dut.out__ready.value = 0 if stall_p > 0 else 1
+        t_out = _edge_now()
+        ready_back = int(dut.inp__ready.value) == 1 and int(dut.out__valid.value) == 0
+        if not self.meta["ready_always"]:
+            dut.out__ready.value = 0
+        return t_valid, t_out, hold, ready_back
 
 
 @cocotb.test()
@@ -65,24 +155,67 @@ async def run_job(dut):
     meta = json.loads(str(job["meta"]))
     rng = random.Random(meta["seed"])
     frames, lengths = job["frames"], job["lengths"]
-    firsts = np.zeros(len(frames), dtype=np.int64)
-    firsts[np.concatenate([[0], np.cumsum(lengths)[:-1]])] = 1
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+    aborts = {(int(u), int(f)): int(d) for u, f, d in meta["aborts"]}
+    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    bench = Bench(dut, meta, rng)
+    cocotb.start_soon(_watch_rises(dut.out__valid, bench.rises))
     dut.rst.value = 1
     dut.inp__valid.value = 0
-    dut.out__ready.value = 0 if meta["stall_p"] > 0 else 1
+    dut.inp__payload.value = 0
+    dut.out__ready.value = 1 if meta["ready_always"] else 0
     dut.wr__en.value = 0
     dut.wr__addr.value = 0
     dut.wr__data.value = 0
     dut.dense.value = int(meta["dense"])
-    await ClockCycles(dut.clk, 3)
     await FallingEdge(dut.clk)
-    dut.rst.value = 0
+    await bench.reset(3)
     if "weights" in job.files:
-        await _load_weights(dut, [int(w, 16) for w in job["weights"]])
-    out = []
-    collector = cocotb.start_soon(_collect(dut, len(frames), rng, meta["stall_p"], out))
-    await _drive(dut, frames, firsts, meta["feature_bits"], rng, meta["bubble_p"])
-    await collector
-    with open(os.environ["RSNN_TB_RESULT"], "w") as f:
-        json.dump({"words": out}, f)
+        for addr, word in enumerate(job["weights"]):
+            dut.wr__en.value = 1
+            dut.wr__addr.value = addr
+            dut.wr__data.value = int(word, 16)
+            await FallingEdge(dut.clk)
+        dut.wr__en.value = 0
+    error = None
+    try:
+        presented = False
+        for u, n in enumerate(lengths.tolist()):
+            for f in range(n):
+                bench.where = f"utterance {u} frame {f}"
+                delay = aborts.get((u, f))
+                if delay is not None and delay < 0:        # reset between two frames of the utterance
+                    await bench.reset(rng.randint(1, 3))
+                    bench.stimulus["reset_between_frames"] += 1
+                    break
+                if not presented:
+                    bubbles = 0
+                    while rng.random() < meta["bubble_p"]:   # input bubbles: valid low for a while
+                        await FallingEdge(dut.clk)
+                        bubbles += 1
+                    bench.stimulus["input_bubble"] += bubbles > 0
+                    bench.present(frames[starts[u] + f], f == 0)
+                t_in = await bench.accept()
+                rises_before = len(bench.rises)
+                if rng.random() < meta["busy_write_p"]:
+                    await bench.busy_write()
+                if delay is not None:                      # reset in the middle of this frame
+                    await _cycles(dut, delay)
+                    await bench.reset(rng.randint(1, 3))
+                    bench.stimulus["reset_mid_frame"] += 1
+                    presented = False
+                    break
+                nxt = None
+                if f + 1 < n and (u, f + 1) not in aborts and rng.random() < meta["preload_p"]:
+                    nxt = (frames[starts[u] + f + 1], False)
+                elif f + 1 == n and u + 1 < len(lengths) and (u + 1, 0) not in aborts \
+                        and rng.random() < meta["preload_p"]:
+                    nxt = (frames[starts[u + 1]], True)
+                presented = nxt is not None
+                t_valid, t_out, hold, ready_back = await bench.collect(rises_before, nxt)
+                bench.timing.append([u, f, t_in, t_valid, t_out, hold, int(ready_back), int(presented)])
+    except Watchdog as e:
+        error = str(e)
+    with open(os.environ["RSNN_TB_RESULT"], "w") as fh:
+        json.dump({"words": bench.words, "timing": bench.timing, "stimulus": bench.stimulus, "error": error}, fh)
+    assert error is None, error

@@ -1,0 +1,438 @@
+"""``make regress``: the random regression of the RTL against golden, on Icarus and Verilator, with functional
+coverage, and the fault-injection campaign that shows the regression catches deliberate RTL bugs.
+
+Every configuration is drawn from one seed over the ranges of golden's parameter classes
+(:class:`golden.params.NetworkParams`, :class:`golden.params.HardwareParams`): 1 to 4 layers of 1 to 96 neurons
+(sometimes exactly the hardware's capacity), 1 to 64 features of 1 to 8 bits, T = 1..4, P = 1..32 (often
+more PEs than neurons), scan widths 1..64, state widths from 2 bits (saturating all the time) to 32, every leak
+shift, both reset modes, thresholds from 1 to the format's maximum, shifts up to 16, weights of 2 to 8 bits that
+are random, extreme, all zero, all max or all min; inputs with zero frames, all-max frames and long utterances;
+weights loaded through the write port or set at elaboration; zero-skip on or off (dense counters compared then);
+random input bubbles, output stalls (some held for thousands of cycles), inputs presented while busy, weight
+writes attempted while busy (documented to be ignored), and resets asserted in the middle of a frame or of an
+utterance. Every frame is compared with golden (spikes, readout, counters), the RTL's cycle counter with the cycle
+model, and the handshake timing that the testbench measured with the cycle model (:func:`tb.runner.compare`).
+
+A failure prints the one command that reproduces it. Coverage (:mod:`tb.coverage`) counts the corners that were
+hit; at full size a corner never hit fails the run. ``--faults`` elaborates each deliberate fault of
+:data:`rtl.accel.FAULTS` and runs the same configurations (first simulator) until the fault is caught.
+
+The report is ``build/report/regress.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from golden.cycles import max_frame_cycles
+from golden.data import PROJECT_ROOT
+from golden.model import LayerWeights, Model
+from golden.params import (MAX_TIME_STEPS, HardwareParams, LayerParams, NetworkParams, ReadoutParams,
+                           ResetMode)
+
+__all__ = ["Config", "draw_config", "run_task", "main"]
+
+WORK = PROJECT_ROOT / "build" / "regress"
+REPORT = PROJECT_ROOT / "build" / "report" / "regress.json"
+
+
+class Config:
+    """One random configuration: model, hardware, utterances and the stimulus (keyword arguments of
+    :func:`tb.runner.simulate`)."""
+
+    def __init__(self, index: int, seed: int, model: Model, hw: HardwareParams, utterances: list, stim: dict):
+        self.index, self.seed, self.model, self.hw, self.utterances, self.stim = (index, seed, model, hw,
+                                                                                   utterances, stim)
+
+    @property
+    def frames(self) -> int:
+        return sum(len(u) for u in self.utterances)
+
+    def describe(self) -> str:
+        net = self.model.network
+        sizes = "x".join(str(lp.size) for lp in net.layers)
+        return (f"config {self.index}: F={net.n_features}x{net.feature_bits}b layers={sizes} C={net.readout.size} "
+                f"T={net.time_steps} wb={net.weight_bits} P={self.hw.pe_count} S={self.hw.scan_width} "
+                f"{'dense ' if self.stim['dense'] else ''}{self.frames} frames")
+
+
+def config_seed(seed: int, index: int) -> int:
+    return zlib.crc32(f"rsnn-regress/{seed}/{index}".encode())
+
+
+def _size(rng, big: int) -> int:
+    r = rng.random()
+    if r < 0.12:
+        return 1
+    if r < 0.55:
+        return int(rng.integers(2, 9))
+    if r < 0.93:
+        return int(rng.integers(9, 33))
+    return int(rng.integers(33, big + 1))
+
+
+def _shape(rng):
+    """The network and hardware of one configuration (no weights, no inputs)."""
+    T = int(rng.integers(1, MAX_TIME_STEPS + 1))
+    n_layers = int(rng.choice([1, 2, 3, 4], p=[0.3, 0.4, 0.18, 0.12]))
+    wb = int(rng.choice([2, 3, 4, 4, 4, 5, 8]))
+    layers = []
+    for _ in range(n_layers):
+        sb = int(rng.choice([2, 3, 4, 6, 8, 10, 12, 16, 20, 24]))
+        tmax = (1 << (sb - 1)) - 1
+        threshold = int(rng.choice([1, tmax, int(rng.integers(1, tmax + 1)), min(tmax, int(rng.integers(1, 33)))]))
+        shift = (lambda: int(rng.integers(0, 17)) if rng.random() < 0.05 else int(rng.integers(0, 4)))
+        layers.append(LayerParams(size=_size(rng, 96), state_bits=sb, threshold=threshold,
+                                  leak_shift=int(rng.integers(0, sb)),
+                                  reset=ResetMode.SUBTRACT if rng.random() < 0.5 else ResetMode.ZERO,
+                                  in_shift=shift(), rec_shift=shift()))
+    rb = int(rng.choice([2, 4, 8, 12, 16, 24, 32]))
+    n_features = int(rng.choice([1, int(rng.integers(2, 17)), int(rng.integers(17, 65))]))
+    net = NetworkParams(n_features=n_features, feature_bits=int(rng.integers(1, 9)), time_steps=T,
+                        weight_bits=wb, layers=tuple(layers),
+                        readout=ReadoutParams(size=int(rng.choice([2, int(rng.integers(3, 11)), 16])),
+                                              state_bits=rb, in_shift=int(rng.integers(0, 4)))).validate()
+    tight = rng.random() < 0.3          # capacities exactly what the network needs: every size at its maximum
+    biggest = max(lp.size for lp in layers)
+    hw = HardwareParams(
+        pe_count=int(rng.choice([1, 2, 3, 4, 5, 8, 16, 32])),
+        time_steps=T if tight else int(rng.integers(T, MAX_TIME_STEPS + 1)),
+        max_features=n_features if tight else 64, max_neurons=biggest if tight else max(biggest, 96),
+        max_classes=net.readout.size if tight else 16, max_layers=n_layers if tight else 4,
+        weight_bits=wb, max_state_bits=max([rb] + [lp.state_bits for lp in layers]) if tight else 32,
+        max_feature_bits=net.feature_bits if tight else 8,
+        scan_width=int(rng.choice([1, 2, 3, 4, 5, 8, 16, 32, 64]))).validate()
+    hw.check(net)
+    return net, hw
+
+
+def _weights(rng, shape, wb):
+    lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+    mode = rng.choice(["random", "random", "random", "extreme", "zero", "max", "min"], p=[.3, .2, .15, .2, .05,
+                                                                                          .05, .05])
+    if mode == "zero":
+        return np.zeros(shape, dtype=np.int64)
+    if mode in ("max", "min"):
+        return np.full(shape, hi if mode == "max" else lo, dtype=np.int64)
+    if mode == "extreme":
+        w = rng.choice([lo, lo, lo + 1, 0, 1, hi - 1, hi, hi], size=shape)
+    else:
+        w = rng.integers(lo, hi + 1, size=shape)
+    w[rng.random(shape) < rng.uniform(0, 0.95)] = 0
+    return w.astype(np.int64)
+
+
+def _utterance(rng, n: int, net: NetworkParams) -> np.ndarray:
+    fmax = (1 << net.feature_bits) - 1
+    mode = rng.choice(["sparse", "sparse", "dense", "zero", "max"], p=[.45, .2, .25, .05, .05])
+    if mode == "zero":
+        return np.zeros((n, net.n_features), dtype=np.int64)
+    if mode == "max":
+        x = np.full((n, net.n_features), fmax, dtype=np.int64)
+    else:
+        x = rng.integers(0, fmax + 1, size=(n, net.n_features))
+        x[rng.random(x.shape) < (rng.uniform(0.3, 0.95) if mode == "sparse" else rng.uniform(0, 0.3))] = 0
+    for f in range(n):                           # some empty frames and some all-max frames
+        r = rng.random()
+        if r < 0.05:
+            x[f] = 0
+        elif r < 0.08:
+            x[f] = fmax
+    return x.astype(np.int64)
+
+
+def draw_config(seed: int, index: int, frames: int) -> Config:
+    """Configuration ``index`` of the regression with ``seed``, with about ``frames`` frames of input."""
+    cs = config_seed(seed, index)
+    rng = np.random.default_rng(cs)
+    net, hw = _shape(rng)
+    wb = net.weight_bits
+    lws = [LayerWeights(_weights(rng, (net.fan_in(i), lp.size), wb), _weights(rng, (lp.size, lp.size), wb))
+           for i, lp in enumerate(net.layers)]
+    model = Model(net, lws, _weights(rng, (net.layers[-1].size, net.readout.size), wb),
+                  tuple(str(c) for c in range(net.readout.size)), None, {"kind": "regress", "seed": cs})
+    utts, left = [], max(1, frames)
+    while left > 0:
+        if rng.random() < 0.1 and left >= 150:
+            n = int(rng.integers(150, min(left, 400) + 1))          # a long utterance
+        else:
+            n = int(min(left, rng.choice([1, 2, int(rng.integers(3, 12)), int(rng.integers(12, 60))])))
+        utts.append(_utterance(rng, n, net))
+        left -= n
+    stall = rng.random() < 0.7
+    stim = {"load_port": bool(rng.random() < 0.7), "dense": bool(rng.random() < 0.1),
+            "bubble_p": float(rng.choice([0.0, rng.uniform(0, 0.6)])),
+            "stall_p": float(rng.uniform(0, 0.5)) if stall else 0.0,
+            "long_stall_p": float(rng.choice([0.0, 0.0, 0.004])) if stall else 0.0,
+            "preload_p": float(rng.choice([0.0, rng.uniform(0, 1), 1.0])),
+            "busy_write_p": float(rng.choice([0.0, rng.uniform(0, 0.3)])),
+            "ready_always": False if stall else bool(rng.random() < 0.5),
+            "seed": int(cs & 0xFFFF)}
+    aborts = []
+    if rng.random() < 0.35:
+        for _ in range(int(rng.integers(1, 3))):
+            u = int(rng.integers(0, len(utts)))
+            f = int(rng.integers(0, len(utts[u])))
+            delay = -1 if (rng.random() < 0.4 and f > 0) else int(rng.integers(0, 40))
+            if all(a[0] != u for a in aborts):
+                aborts.append((u, f, delay))
+    stim["aborts"] = aborts
+    return Config(index, cs, model, hw, utts, stim)
+
+
+def assign(configs: int, sims: list, every: int) -> list:
+    """(configuration, simulator) runs: the first simulator runs every configuration, each further one every
+    ``every``-th (a Verilator build of a large configuration takes a minute; Icarus builds in a second)."""
+    return [(k, s) for k in range(configs) for i, s in enumerate(sims) if i == 0 or k % every == 0]
+
+
+def frame_budgets(seed: int, configs: int, frames: int, runs: list) -> list:
+    """Frames per configuration, so that the ``runs`` simulate at least ``frames`` compared frames in all (10 %
+    more are drawn: resets cut some utterances short) while the expensive configurations (many cycles per frame)
+    get fewer frames than the cheap ones."""
+    weights = []
+    for k in range(configs):
+        net, hw = _shape(np.random.default_rng(config_seed(seed, k)))
+        weights.append(1.0 / max(1.0, max_frame_cycles(net, hw) / 400.0) ** 0.5)
+    n_runs = [sum(1 for k2, _ in runs if k2 == k) for k in range(configs)]
+    scale = 1.1 * frames / sum(w * n for w, n in zip(weights, n_runs))
+    return [max(4, int(np.ceil(w * scale))) for w in weights]
+
+
+def repro_command(seed: int, configs: int, frames: int, every: int, index: int, sim: str,
+                  fault: str | None = None) -> str:
+    args = f"--seed {seed} --configs {configs} --frames {frames} --every {every} --only {index} --simulators {sim}"
+    if fault:
+        args += f" --fault {fault}"
+    return f"make regress REGRESS_ARGS=\"{args}\""
+
+
+def run_task(task: dict) -> dict:
+    """One configuration on one simulator (in a worker process): simulate, compare, count coverage."""
+    from tb.coverage import Coverage
+    from tb.runner import SimError, compare, simulate
+
+    cfg = draw_config(task["seed"], task["index"], task["frames"])
+    sim, fault = task["sim"], task.get("fault")
+    if sim == "verilator" and "OPT_FAST" not in os.environ.get("MAKEFLAGS", ""):
+        # unoptimised C++: a new configuration builds in about half the time, and runs few frames
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0").strip()
+    work = WORK / (f"fault_{fault}" if fault else "clean") / f"cfg{task['index']}_{sim}"
+    out = {"index": task["index"], "sim": sim, "fault": fault, "describe": cfg.describe(),
+           "repro": repro_command(task["seed"], task["configs"], task["total_frames"], task["every"], task["index"],
+                                  sim, fault)}
+    t0 = time.perf_counter()
+    try:
+        res = simulate(sim, cfg.model, cfg.hw, cfg.utterances, work, fault=fault, **cfg.stim)
+        c = compare(cfg.model, cfg.hw, cfg.utterances, res, dense=cfg.stim["dense"])
+    except SimError as e:
+        out.update({"error": str(e), "frames": 0, "mismatches": 0, "cycle_mismatches": 0, "latency_mismatches": 0,
+                    "wall_s": round(time.perf_counter() - t0, 2)})
+        return out
+    out.update({k: c[k] for k in ("frames", "mismatches", "cycle_mismatches", "latency_mismatches",
+                                  "periods_checked", "details")})
+    out["decisions_equal"] = c["decisions"] == c["golden_decisions"]
+    out["wall_s"] = round(time.perf_counter() - t0, 2)
+    out["sim_s"], out["build_s"] = round(res.wall_s, 2), round(res.build_s, 2)
+    if not fault:
+        cov = Coverage()
+        cov.add(cfg, res)
+        out["coverage"] = dict(cov.hits)
+    ok = not (c["mismatches"] or c["cycle_mismatches"] or c["latency_mismatches"]) and out["decisions_equal"]
+    if ok and not task.get("keep"):
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _failed(r: dict) -> bool:
+    return bool(r.get("error") or r["mismatches"] or r["cycle_mismatches"] or r["latency_mismatches"]
+                or not r.get("decisions_equal", True))
+
+
+def _pool_map(tasks, jobs, on_result):
+    if jobs <= 1:
+        for t in tasks:
+            on_result(run_task(t))
+        return
+    ctx = mp.get_context("forkserver")
+    with ctx.Pool(jobs, maxtasksperchild=8) as pool:
+        for r in pool.imap_unordered(run_task, tasks):
+            on_result(r)
+
+
+def regress(seed: int, configs: int, frames: int, sims: list, every: int, jobs: int, only=None, keep=False,
+            log=print) -> dict:
+    from tb.coverage import Coverage, missing_corners
+
+    runs = assign(configs, sims, every)
+    budgets = frame_budgets(seed, configs, frames, runs)
+    if only is not None:
+        runs = [(only, s) for s in sims]
+    tasks = [{"seed": seed, "index": k, "frames": budgets[k], "sim": s, "configs": configs, "every": every,
+              "total_frames": frames, "keep": keep} for k, s in runs]
+    t0 = time.perf_counter()
+    results, cov = [], Coverage()
+    done = [0]
+
+    def on_result(r):
+        results.append(r)
+        done[0] += 1
+        cov.merge(r.get("coverage", {}))
+        bad = _failed(r)
+        if bad or done[0] % 20 == 0 or done[0] == len(tasks):
+            log(f"[{done[0]}/{len(tasks)}] {time.perf_counter() - t0:7.1f} s  {r['sim']:9s} {r['describe']}"
+                f"{'  FAILED' if bad else ''}")
+        if bad:
+            for line in ([r["error"]] if r.get("error") else r.get("details", [])):
+                log(f"    {line}")
+            log(f"    reproduce: {r['repro']}")
+
+    _pool_map(tasks, jobs, on_result)
+    wall = time.perf_counter() - t0
+    per_sim = {s: {"configs": sum(1 for r in results if r["sim"] == s),
+                   "frames": sum(r["frames"] for r in results if r["sim"] == s),
+                   "sim_s": round(sum(r.get("sim_s", 0) for r in results if r["sim"] == s), 1),
+                   "build_s": round(sum(r.get("build_s", 0) for r in results if r["sim"] == s), 1)}
+               for s in sims}
+    failures = [{"config": r["index"], "sim": r["sim"], "what": r.get("error") or r.get("details"),
+                 "repro": r["repro"]} for r in results if _failed(r)]
+    return {"seed": seed, "configs": len({k for k, _ in runs}), "frames": sum(r["frames"] for r in results),
+            "simulators": per_sim, "mismatches": sum(r["mismatches"] for r in results),
+            "cycle_mismatches": sum(r["cycle_mismatches"] for r in results),
+            "latency_mismatches": sum(r["latency_mismatches"] for r in results),
+            "errors": sum(1 for r in results if r.get("error")),
+            "decision_mismatches": sum(1 for r in results if not r.get("decisions_equal", True)),
+            "periods_checked": sum(r.get("periods_checked", 0) for r in results),
+            "coverage": dict(sorted(cov.hits.items())), "missing_corners": missing_corners(cov.hits),
+            "failures": failures, "wall_s": round(wall, 1), "jobs": jobs, "every": every}
+
+
+def fault_campaign(seed: int, configs: int, frames: int, sims: list, every: int, jobs: int, faults: list,
+                   log=print) -> dict:
+    """Each fault against the regression's configurations in order (on the first simulator), until one run
+    catches it. The configurations and their inputs are those of the regression with the same arguments."""
+    budgets = frame_budgets(seed, configs, frames, assign(configs, sims, every))
+    sim = sims[0]
+    out = {f: {"caught": False, "config": None, "how": None, "configs_run": 0} for f in faults}
+    t0 = time.perf_counter()
+    batch = max(1, jobs)
+    pending = {f: 0 for f in faults}             # next config index per fault
+    while pending:
+        tasks = []
+        for f, k in list(pending.items()):
+            tasks += [{"seed": seed, "index": i, "frames": budgets[i], "sim": sim, "configs": configs,
+                       "every": every, "total_frames": frames, "fault": f} for i in range(k, min(k + batch, configs))]
+        results = []
+        _pool_map(tasks, jobs, results.append)
+        for f in list(pending):
+            mine = sorted((r for r in results if r["fault"] == f), key=lambda r: r["index"])
+            for r in mine:
+                out[f]["configs_run"] += 1
+                if _failed(r):
+                    how = ("watchdog/error" if r.get("error") else
+                           ", ".join(k for k in ("mismatches", "cycle_mismatches", "latency_mismatches") if r[k])
+                           or "decisions")
+                    out[f].update({"caught": True, "config": r["index"], "how": how,
+                                   "detail": (r.get("error") or "; ".join(r.get("details", [])[:2]))[:300]})
+                    break
+            if out[f]["caught"] or pending[f] + batch >= configs:
+                verdict = (f"caught by config {out[f]['config']} ({out[f]['how']})" if out[f]["caught"]
+                           else "NOT CAUGHT")
+                log(f"fault {f:20s}: {verdict}  [{time.perf_counter() - t0:.0f} s]")
+                del pending[f]
+            else:
+                pending[f] += batch
+    return out
+
+
+def main(argv=None) -> int:
+    from rtl.accel import FAULTS
+    from tb.runner import SIMULATORS
+
+    ap = argparse.ArgumentParser(prog="python -m tb.regress", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configs", type=int, default=200, help="random configurations (default 200)")
+    ap.add_argument("--frames", type=int, default=100_000,
+                    help="frames to simulate in all, over every simulator (default 100000)")
+    ap.add_argument("--simulators", default="icarus,verilator", help="comma-separated (default icarus,verilator)")
+    ap.add_argument("--every", type=int, default=4, metavar="K",
+                    help="the first simulator runs every configuration, the others every K-th (default 4; 1: all)")
+    ap.add_argument("--seed", type=int, default=0, help="regression seed (default 0)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    ap.add_argument("--only", type=int, default=None, metavar="K", help="run configuration K only (reproduce)")
+    ap.add_argument("--fault", choices=sorted(FAULTS), help="inject this RTL fault (it must be caught)")
+    ap.add_argument("--faults", action="store_true",
+                    help="fault campaign: every fault of rtl.accel.FAULTS until caught (first simulator)")
+    ap.add_argument("--keep", action="store_true", help="keep the build folders of passing runs")
+    ap.add_argument("--no-coverage-check", action="store_true",
+                    help="do not fail when a listed corner was never hit (small runs)")
+    ap.add_argument("--json", default=str(REPORT), help=f"report path (default {REPORT.relative_to(PROJECT_ROOT)})")
+    a = ap.parse_args(argv)
+    sims = [s.strip() for s in a.simulators.split(",") if s.strip()]
+    for name, v, lo in (("--configs", a.configs, 1), ("--frames", a.frames, 1), ("--jobs", a.jobs, 1),
+                        ("--every", a.every, 1)):
+        if v < lo:
+            ap.error(f"{name} must be at least {lo}, not {v}")
+    if not sims or any(s not in SIMULATORS for s in sims):
+        ap.error(f"--simulators must name some of {', '.join(SIMULATORS)}, not {a.simulators!r}")
+    if a.only is not None and not 0 <= a.only < a.configs:
+        ap.error(f"--only must be in 0..{a.configs - 1}, not {a.only}")
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    path = Path(a.json)
+    if a.faults:
+        print(f"fault campaign: {len(FAULTS)} faults x up to {a.configs} configurations on {sims[0]}, "
+              f"{a.jobs} jobs")
+        t0 = time.perf_counter()
+        faults = fault_campaign(a.seed, a.configs, a.frames, sims, a.every, a.jobs, sorted(FAULTS))
+        report = {"seed": a.seed, "configs": a.configs, "simulator": sims[0], "faults": faults,
+                  "descriptions": FAULTS, "wall_s": round(time.perf_counter() - t0, 1)}
+        path = path.with_name(path.stem + "_faults.json") if a.json == str(REPORT) else path
+        ok = all(f["caught"] for f in faults.values())
+    else:
+        what = f"configuration {a.only}" if a.only is not None else f"{a.configs} configurations"
+        print(f"regression: {what}, about {a.frames} frames in all, on {', '.join(sims)}, seed {a.seed}, "
+              f"{a.jobs} jobs{', fault ' + a.fault if a.fault else ''}")
+        if a.fault:
+            tasks_fault = a.fault
+            runs = assign(a.configs, sims, a.every)
+            budgets = frame_budgets(a.seed, a.configs, a.frames, runs)
+            if a.only is not None:
+                runs = [(a.only, s) for s in sims]
+            results = [run_task({"seed": a.seed, "index": k, "frames": budgets[k], "sim": s, "configs": a.configs,
+                                 "every": a.every, "total_frames": a.frames, "fault": tasks_fault, "keep": a.keep})
+                       for k, s in runs]
+            caught = [r for r in results if _failed(r)]
+            for r in caught[:3]:
+                print(f"caught by {r['describe']} on {r['sim']}: {r.get('error') or r.get('details')}")
+            print(f"fault {a.fault}: {'caught' if caught else 'NOT caught'} ({len(caught)} of {len(results)} runs)")
+            return 0 if caught else 1
+        report = regress(a.seed, a.configs, a.frames, sims, a.every, a.jobs, a.only, a.keep)
+        ok = not report["failures"]
+        if report["missing_corners"] and not a.no_coverage_check and a.only is None:
+            ok = False
+        per_sim = ", ".join(f"{s}: {v['frames']}" for s, v in report["simulators"].items())
+        print(f"{report['configs']} configurations, {report['frames']} frames "
+              f"({per_sim}), "
+              f"{report['mismatches']} mismatches, {report['cycle_mismatches']} cycle mismatches, "
+              f"{report['latency_mismatches']} latency mismatches, {report['errors']} errors, "
+              f"{report['periods_checked']} back-to-back periods timed, {report['wall_s']} s")
+        if report["missing_corners"]:
+            print(f"corners never hit: {', '.join(report['missing_corners'])}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(path)
+    print(f"wrote {path}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
