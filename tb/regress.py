@@ -96,10 +96,11 @@ def _shape(rng):
                                   reset=ResetMode.SUBTRACT if rng.random() < 0.5 else ResetMode.ZERO,
                                   in_shift=shift(), rec_shift=shift()))
     rb = int(rng.choice([2, 4, 8, 12, 16, 24, 32]))
-    n_features = int(rng.choice([1, int(rng.integers(2, 17)), int(rng.integers(17, 65))]))
+    n_features = int(rng.choice([1, int(rng.integers(2, 17)), int(rng.integers(17, 65))], p=[0.1, 0.5, 0.4]))
     net = NetworkParams(n_features=n_features, feature_bits=int(rng.integers(1, 9)), time_steps=T,
                         weight_bits=wb, layers=tuple(layers),
-                        readout=ReadoutParams(size=int(rng.choice([2, int(rng.integers(3, 11)), 16])),
+                        readout=ReadoutParams(size=int(rng.choice([2, int(rng.integers(3, 11)), 16],
+                                                                  p=[0.25, 0.6, 0.15])),
                                               state_bits=rb, in_shift=int(rng.integers(0, 4)))).validate()
     tight = rng.random() < 0.3          # capacities exactly what the network needs: every size at its maximum
     biggest = max(lp.size for lp in layers)
@@ -202,10 +203,10 @@ def frame_budgets(seed: int, configs: int, frames: int, runs: list) -> list:
     weights = []
     for k in range(configs):
         net, hw = _shape(np.random.default_rng(config_seed(seed, k)))
-        weights.append(1.0 / max(1.0, max_frame_cycles(net, hw) / 400.0) ** 0.5)
+        weights.append(1.0 / max(1.0, max_frame_cycles(net, hw) / 100.0))
     n_runs = [sum(1 for k2, _ in runs if k2 == k) for k in range(configs)]
     scale = 1.1 * frames / sum(w * n for w, n in zip(weights, n_runs))
-    return [max(4, int(np.ceil(w * scale))) for w in weights]
+    return [max(8, int(np.ceil(w * scale))) for w in weights]
 
 
 def repro_command(seed: int, configs: int, frames: int, every: int, index: int, sim: str,
@@ -226,7 +227,7 @@ def run_task(task: dict) -> dict:
     if sim == "verilator" and "OPT_FAST" not in os.environ.get("MAKEFLAGS", ""):
         # unoptimised C++: a new configuration builds in about half the time, and runs few frames
         os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0").strip()
-    work = WORK / (f"fault_{fault}" if fault else "clean") / f"cfg{task['index']}_{sim}"
+    work = Path(task.get("work", WORK)) / (f"fault_{fault}" if fault else "clean") / f"cfg{task['index']}_{sim}"
     out = {"index": task["index"], "sim": sim, "fault": fault, "describe": cfg.describe(),
            "repro": repro_command(task["seed"], task["configs"], task["total_frames"], task["every"], task["index"],
                                   sim, fault)}

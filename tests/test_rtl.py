@@ -1,8 +1,9 @@
-"""The RTL against golden, on Icarus and on Verilator: random configurations (sizes, P, T, scan width, extreme
-weights, leaks, thresholds, shifts, both reset modes, narrow saturating states), random inputs with zeros, input
-bubbles and output backpressure, weights loaded through the write port; the shipped model on real speech; zero-skip
-off; and mutations of golden that these checks must catch. Every spike, readout potential, decision and counter
-is compared by equality, and every frame's cycles with the cycle model."""
+"""The RTL against golden, on Icarus and on Verilator: a sample of the random regression (``make regress``, see
+tb/regress.py: configurations over every parameter's range, bubbles, stalls, waiting inputs, writes while busy,
+resets mid-frame), every injected RTL fault caught, the shipped model on real speech, zero-skip off with its dense
+counters, and mutations of golden and of the handshake model that these checks must catch. Every spike, readout
+potential, decision and counter is compared by equality, every frame's cycles counter with the cycle model, and
+the handshake timing that the testbench measured with the cycle model."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,54 +11,41 @@ import pytest
 
 import golden.cycles
 import golden.network
-from golden.cycles import cycle_counts
+import tb.runner
+from conftest import real_data
+from golden.cycles import cycle_counts, max_frame_cycles
 from golden.model import LayerWeights, Model
 from golden.params import (HardwareParams, LayerParams, NetworkParams, ParamError, ReadoutParams, ResetMode,
                            default_network)
-from rtl.accel import Accelerator
-from tb.runner import compare, simulate
+from rtl.accel import FAULTS, Accelerator
+from tb.regress import _shape, config_seed, draw_config, run_task
+from tb.runner import SimError, compare, simulate
 
 pytestmark = [pytest.mark.sim]
 
 
-def random_config(seed: int):
-    rng = np.random.default_rng(seed)
-    hw_T = int(rng.integers(1, 4))
-    T = int(rng.integers(1, hw_T + 1))
-    layers = []
-    for _ in range(int(rng.integers(1, 3))):
-        sb = int(rng.integers(6, 13))
-        layers.append(LayerParams(size=int(rng.integers(2, 21)), state_bits=sb,
-                                  threshold=int(rng.integers(1, min(48, (1 << (sb - 1)) - 1) + 1)),
-                                  leak_shift=int(rng.integers(0, 5)),
-                                  reset=ResetMode.SUBTRACT if rng.random() < 0.5 else ResetMode.ZERO,
-                                  in_shift=int(rng.integers(0, 3)), rec_shift=int(rng.integers(0, 3))))
-    net = NetworkParams(n_features=int(rng.integers(2, 14)), feature_bits=int(rng.integers(1, 5)), time_steps=T,
-                        layers=tuple(layers),
-                        readout=ReadoutParams(size=int(rng.integers(2, 6)), state_bits=int(rng.integers(6, 16)),
-                                              in_shift=int(rng.integers(0, 3)))).validate()
-    hw = HardwareParams(pe_count=int(rng.choice([1, 3, 4, 8])), time_steps=hw_T,
-                        scan_width=int(rng.choice([1, 3, 4, 16]))).validate()
-    extremes = np.array([-8, -8, -7, 0, 0, 1, 6, 7, 7])
+SAMPLE_SEED = 1          # make test's sample of the regression (make regress runs seed 0 at full size)
 
-    def draw(shape):
-        w = rng.choice(extremes, size=shape) if rng.random() < 0.5 else rng.integers(-8, 8, size=shape)
-        w[rng.random(shape) < rng.uniform(0, 0.6)] = 0
-        return w.astype(np.int64)
 
-    lws = [LayerWeights(draw((net.fan_in(i), lp.size)), draw((lp.size, lp.size))) for i, lp in enumerate(layers)]
-    model = Model(net, lws, draw((layers[-1].size, net.readout.size)),
-                  tuple(str(c) for c in range(net.readout.size)), None, {"kind": "random-test"})
-    fmax = (1 << net.feature_bits) - 1
-    utts = []
-    for _ in range(int(rng.integers(2, 4))):
-        n = int(rng.integers(1, 13))
-        x = rng.integers(0, fmax + 1, size=(n, net.n_features))
-        x[rng.random(x.shape) < rng.uniform(0.1, 0.9)] = 0
-        if n > 2:
-            x[int(rng.integers(0, n))] = 0            # a silent frame
-        utts.append(x)
-    return model, hw, utts
+def _small_configs(n: int, max_cycles: int, start: int = 0) -> list:
+    """The first ``n`` configurations of the sample seed whose slowest frame is at most ``max_cycles`` cycles."""
+    out, k = [], start
+    while len(out) < n:
+        net, hw = _shape(np.random.default_rng(config_seed(SAMPLE_SEED, k)))
+        if max_frame_cycles(net, hw) <= max_cycles:
+            out.append(k)
+        k += 1
+    return out
+
+
+def _task(index, sim, tmp_path, frames=40, **kw):
+    return {"seed": SAMPLE_SEED, "index": index, "frames": frames, "sim": sim, "configs": 1000, "every": 1,
+            "total_frames": 0, "work": str(tmp_path), **kw}
+
+
+def random_config(index: int):
+    cfg = draw_config(SAMPLE_SEED, index, 30)
+    return cfg.model, cfg.hw, cfg.utterances
 
 
 def _check(model, hw, utts, res, dense=False):
@@ -69,58 +57,98 @@ def _check(model, hw, utts, res, dense=False):
     return c
 
 
-CASES = [("icarus", s) for s in (11, 12, 13, 14)] + [("verilator", s) for s in (21, 22)]
+CASES = [("icarus", k) for k in _small_configs(4, 300)] + [("verilator", k) for k in _small_configs(2, 150, 50)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sim,cfg_seed", CASES, ids=[f"{s}-cfg{c}" for s, c in CASES])
-def test_random_configuration(sim, cfg_seed, tmp_path):
-    model, hw, utts = random_config(cfg_seed)
-    res = simulate(sim, model, hw, utts, tmp_path, load_port=True, bubble_p=0.3, stall_p=0.3, seed=cfg_seed)
-    _check(model, hw, utts, res)
-    # the comparison saw real activity, not a network that never fires
-    assert sum(int(s.sum()) for o in res.outputs for s in o["spikes"]) > 0 or model.network.layers[0].threshold > 40
+@pytest.mark.parametrize("sim,index", CASES, ids=[f"{s}-cfg{k}" for s, k in CASES])
+def test_regression_sample(sim, index, tmp_path):
+    """make regress in small: a random configuration with its random stimulus (bubbles, stalls, waiting inputs,
+    writes while busy, resets), every frame, counter and handshake compared."""
+    r = run_task(_task(index, sim, tmp_path))
+    assert r.get("error") is None, r["error"]
+    assert r["frames"] > 0
+    assert (r["mismatches"], r["cycle_mismatches"], r["latency_mismatches"]) == (0, 0, 0), r["details"]
+    assert r["decisions_equal"]
+    assert r["coverage"]["state_OUT"] == r["frames"]
+
+
+@pytest.mark.slow
+def test_every_injected_fault_is_caught(tmp_path):
+    """Each deliberate RTL fault (rtl.accel.FAULTS) turns the comparison red on a small network that leaks, fires,
+    saturates and uses two time steps: wrong datapath results, a wrong cycles counter (only the counter check sees
+    it), a slow handshake (only the testbench's own timing sees it) and a hang (the watchdog fires, naming where).
+    ``make regress REGRESS_ARGS=--faults`` shows the same for the full regression's configurations."""
+    model, hw, utts = _hand_config()
+    for fault in FAULTS:
+        try:
+            res = simulate("icarus", model, hw, utts, tmp_path / fault, load_port=True, fault=fault, preload_p=0.5,
+                           seed=3)
+        except SimError as e:
+            assert fault == "hang", f"{fault}: {e}"
+            assert "watchdog fired" in str(e) and "utterance 0 frame 0" in str(e), str(e)
+            continue
+        c = compare(model, hw, utts, res)
+        how = (c["mismatches"], c["cycle_mismatches"], c["latency_mismatches"])
+        assert how != (0, 0, 0), f"fault {fault} was not caught"
+        if fault == "counter_skips_init":
+            assert how[0] == 0 and how[1] > 0 and how[2] == 0           # only the counter check sees it
+        if fault == "slow_handshake":
+            assert how[:2] == (0, 0) and how[2] > 0                     # only the testbench's timing sees it
+
+
+def _hand_config():
+    """A small fixed network that leaks, fires, saturates and uses both time steps."""
+    rng = np.random.default_rng(5)
+    net = NetworkParams(n_features=6, feature_bits=4, time_steps=2,
+                        layers=(LayerParams(10, state_bits=10, threshold=20, leak_shift=2, in_shift=1),
+                                LayerParams(7, state_bits=8, threshold=6, leak_shift=1, reset=ResetMode.ZERO)),
+                        readout=ReadoutParams(3, state_bits=12)).validate()
+    lws = [LayerWeights(rng.integers(-8, 8, (net.fan_in(i), lp.size)), rng.integers(-8, 8, (lp.size, lp.size)))
+           for i, lp in enumerate(net.layers)]
+    model = Model(net, lws, rng.integers(-8, 8, (7, 3)), ("a", "b", "c"), None, {"kind": "test"})
+    utts = [rng.integers(0, 16, (n, 6)) * (rng.random((n, 6)) < 0.6) for n in (9, 5)]
+    return model, HardwareParams(pe_count=4, scan_width=4), utts
 
 
 @pytest.mark.slow
 def test_dense_mode_same_results_more_cycles(tmp_path):
-    model, hw, utts = random_config(31)
-    res = simulate("icarus", model, hw, utts, tmp_path, load_port=True, dense=True, seed=31)
+    """Zero-skip off: the same results, the dense counters of golden.cycles.dense_mode_counters, more cycles."""
+    model, hw, utts = _hand_config()
+    res = simulate("icarus", model, hw, utts, tmp_path, load_port=True, dense=True, seed=31, stall_p=0.2,
+                   preload_p=0.5)
     c = _check(model, hw, utts, res, dense=True)
     sparse = cycle_counts(model, hw, utts).sum(-1)
     assert sum(c["cycles"]) > int(sparse.sum())
+    assert c["counters_total"]["in_events"] == sum(len(u) for u in utts) * (6 + 10 + 7)
+    assert c["counters_total"]["rec_events"] == sum(len(u) for u in utts) * (10 + 7)
 
 
 def _shipped_inputs(n):
-    from golden.data import default_data_dir, read_manifest
-    from golden.frontend import features, features_from_file
+    from golden.data import PROJECT_ROOT, default_data_dir, read_manifest
+    from golden.frontend import features_from_file
     from golden.modelfile import load_model
-    from golden.data import PROJECT_ROOT
     model = load_model(PROJECT_ROOT / "models" / "fsdd.npz")
-    d = default_data_dir("fsdd")
-    if (d / "manifest.csv").is_file():
-        utts = read_manifest(d, "test", "digit")
-        return model, [features_from_file(u.path, model.frontend) for u in utts[::150][:n]], "fsdd"
-    rate = model.frontend.sample_rate
-    t = np.arange(int(0.4 * rate)) / rate       # no data here: two synthetic vowel-like sweeps
-    sig = [0.4 * np.sin(2 * np.pi * (300 + 500 * t) * t) * np.hanning(len(t)),
-           0.3 * np.sin(2 * np.pi * 900 * t) * np.hanning(len(t))]
-    return model, [features(s, rate, model.frontend) for s in sig[:n]], "synthetic"
+    d = real_data("fsdd")          # skips, naming the folder, when the data set is absent: never a stand-in
+    utts = read_manifest(d, "test", "digit")
+    return model, [features_from_file(u.path, model.frontend) for u in utts[::150][:n]]
 
 
 @pytest.mark.slow
+@pytest.mark.data
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_shipped_model_on_speech(sim, tmp_path):
-    model, utts, _ = _shipped_inputs(2)
+    model, utts = _shipped_inputs(2)
     hw = HardwareParams()
-    res = simulate(sim, model, hw, utts, tmp_path, bubble_p=0.1, stall_p=0.1)
+    res = simulate(sim, model, hw, utts, tmp_path, bubble_p=0.1, stall_p=0.1, preload_p=0.5)
     _check(model, hw, utts, res)
 
 
 @pytest.fixture(scope="module")
 def one_run(tmp_path_factory):
-    model, hw, utts = random_config(12)
-    return model, hw, utts, simulate("icarus", model, hw, utts, tmp_path_factory.mktemp("mut"), load_port=True)
+    model, hw, utts = _hand_config()
+    return model, hw, utts, simulate("icarus", model, hw, utts, tmp_path_factory.mktemp("mut"), load_port=True,
+                                     preload_p=0.5)
 
 
 def test_mutation_of_golden_is_caught(one_run, monkeypatch):
@@ -136,6 +164,17 @@ def test_mutation_of_cycle_model_is_caught(one_run, monkeypatch):
     model, hw, utts, res = one_run
     monkeypatch.setattr(golden.cycles, "PIPELINE", golden.cycles.PIPELINE - 1)
     assert compare(model, hw, utts, res)["cycle_mismatches"] == sum(len(u) for u in utts)
+
+
+def test_handshake_model_change_is_caught(one_run, monkeypatch):
+    """The testbench's own timing is compared with the cycle model: one handshake cycle more or less in the
+    model turns every waiting frame red, although the RTL's counter still agrees."""
+    model, hw, utts, res = one_run
+    c = compare(model, hw, utts, res)
+    assert c["latency_mismatches"] == 0 and c["periods_checked"] > 0
+    monkeypatch.setattr(tb.runner, "HANDSHAKE_IN", 2)
+    c = compare(model, hw, utts, res)
+    assert c["latency_mismatches"] == c["periods_checked"] + sum(1 for row in res.timing if row[7] and row[5])
 
 
 def test_model_too_big_for_hardware_is_refused():
