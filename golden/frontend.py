@@ -3,7 +3,7 @@
 Shared by golden, training and the CLI, so a model always sees the features it was trained on. Steps, all in
 float64 and deterministic:
 
-1. **Read** with ``soundfile`` (any rate; mono or stereo, mixed to mono by averaging; 8/16/24/32-bit PCM or
+1. **Read** with ``soundfile`` (1 to 192 kHz, at most 10 minutes, see :func:`read_audio`; mono or stereo, mixed to mono by averaging; 8/16/24/32-bit PCM or
    float), samples in [-1, 1].
 2. **Resample** to ``sample_rate`` with ``scipy.signal.resample_poly`` (polyphase, Kaiser window).
 3. **Frame**: window of ``win_length`` samples every ``hop_length`` samples, starting at sample 0 (causal: frame
@@ -39,6 +39,7 @@ import numpy as np
 import scipy.signal
 import soundfile
 
+from .data import check_regular_file
 from .params import FrontEndParams
 
 __all__ = ["AudioError", "read_audio", "resample", "log_mel", "noise_gate", "quantize", "features",
@@ -49,17 +50,48 @@ class AudioError(ValueError):
     """An audio file that cannot be used; the message names the file and the problem."""
 
 
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 192_000
+MAX_SECONDS = 600.0
+MAX_SAMPLES = 1 << 25     # samples read at once (all channels), and after resampling: 256 MiB as float64
+MAX_ABS_SAMPLE = 1e3      # float WAVs hold samples in [-1, 1]; far beyond that the power spectrum overflows
+
+
 def read_audio(path) -> tuple[np.ndarray, int]:
-    """Samples (float64 in [-1, 1], mono) and the sample rate of an audio file."""
+    """Samples (float64 in [-1, 1], mono) and the sample rate of an audio file.
+
+    Bounded: the header is checked before any sample is read. The rate must lie in ``MIN_SAMPLE_RATE`` ..
+    ``MAX_SAMPLE_RATE`` Hz, the file may last at most ``MAX_SECONDS`` and hold at most ``MAX_SAMPLES`` samples
+    (all channels together); every sample must be finite and at most ``MAX_ABS_SAMPLE`` in magnitude. Anything
+    else raises :class:`AudioError` naming the file, the problem and the fix."""
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"audio file {path} does not exist")
+    check_regular_file(path, "audio file", AudioError)
     try:
-        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        info = soundfile.info(str(path))
+        rate, n, channels = int(info.samplerate), int(info.frames), int(info.channels)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as e:
+        raise AudioError(f"{path} is not a readable audio file (expected WAV PCM): {e}") from None
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{path} declares a sample rate of {rate:,} Hz; rsnn reads {MIN_SAMPLE_RATE:,} to "
+                         f"{MAX_SAMPLE_RATE:,} Hz: resample the file (or repair its header)")
+    if n > MAX_SECONDS * rate:
+        raise AudioError(f"{path} lasts {n / rate:,.1f} s; at most {MAX_SECONDS:.0f} s are read: cut it into "
+                         "shorter files")
+    if n * channels > MAX_SAMPLES:
+        raise AudioError(f"{path} holds {n:,} samples x {channels} channels, more than the {MAX_SAMPLES:,} "
+                         "samples read at once: mix it to mono or cut it into shorter files")
+    try:
+        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True, frames=n)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as e:
         raise AudioError(f"{path} is not a readable audio file (expected WAV PCM): {e}") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path} holds no samples")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path} holds NaN or infinite samples (a corrupt float WAV); re-export it")
+    peak = float(np.abs(data).max())
+    if peak > MAX_ABS_SAMPLE:
+        raise AudioError(f"{path} holds samples as large as {peak:.3g}; audio samples lie in [-1, 1]: normalise "
+                         "the file")
     return data.mean(axis=1), int(rate)
 
 
@@ -97,14 +129,28 @@ def mel_filterbank(p: FrontEndParams) -> np.ndarray:
     return _filterbank(p.sample_rate, p.n_fft, p.n_mels, p.fmin_hz, p.fmax_hz)
 
 
+FRAME_BLOCK_BINS = 1 << 20   # frames x FFT size analysed at once (log_mel of a long file goes in blocks)
+
+
 def log_mel(x: np.ndarray, p: FrontEndParams) -> np.ndarray:
-    """Log-mel energies in dB, shape (F, n_mels), of samples ``x`` already at ``p.sample_rate``."""
+    """Log-mel energies in dB, shape (F, n_mels), of samples ``x`` already at ``p.sample_rate``.
+
+    Frames are independent, so a long signal is analysed in blocks of ``FRAME_BLOCK_BINS // n_fft`` frames (40 s
+    at 8 kHz) to bound memory; a signal of one block takes exactly the arrays it always did."""
     win, hop = p.win_length, p.hop_length
     x = np.asarray(x, dtype=np.float64)
     if len(x) < win:
         x = np.concatenate([x, np.zeros(win - len(x))])
     n = 1 + (len(x) - win) // hop
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
+    block = max(1, FRAME_BLOCK_BINS // p.n_fft)
+    if n <= block:
+        return _log_mel_frames(x, 0, n, p)
+    return np.concatenate([_log_mel_frames(x, start, min(n, start + block), p) for start in range(0, n, block)])
+
+
+def _log_mel_frames(x: np.ndarray, start: int, stop: int, p: FrontEndParams) -> np.ndarray:
+    win, hop = p.win_length, p.hop_length
+    idx = np.arange(win)[None, :] + hop * np.arange(start, stop)[:, None]
     frames = x[idx] * scipy.signal.get_window("hann", win, fftbins=True)[None, :]
     power = np.abs(np.fft.rfft(frames, n=p.n_fft, axis=1)) ** 2
     return 10.0 * np.log10(power @ mel_filterbank(p).T + 1e-10)
@@ -142,6 +188,10 @@ def features(x: np.ndarray, rate: int, p: FrontEndParams) -> np.ndarray:
 
 
 def features_from_file(path, p: FrontEndParams) -> np.ndarray:
-    """Integer features (F, n_mels) of an audio file."""
+    """Integer features (F, n_mels) of an audio file (bounded as :func:`read_audio` says; the resampled signal
+    too holds at most ``MAX_SAMPLES`` samples)."""
     x, rate = read_audio(path)
+    if len(x) * p.sample_rate > MAX_SAMPLES * rate:
+        raise AudioError(f"{path} would hold {len(x) * p.sample_rate // rate:,} samples at the model's "
+                         f"{p.sample_rate:,} Hz, more than {MAX_SAMPLES:,}: cut it into shorter files")
     return features(x, rate, p)
