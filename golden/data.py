@@ -44,8 +44,8 @@ def check_regular_file(path, what: str, error=None) -> os.stat_result:
         raise error(f"{what} {path} does not exist") from None
     except NotADirectoryError:
         raise error(f"{what} {path} does not exist (a part of its path is a file, not a folder)") from None
-    except OSError as e:
-        raise error(f"{what} {path} cannot be read: {e.strerror}") from None
+    except (OSError, ValueError) as e:
+        raise error(f"{what} {str(path)!r} cannot be read: {getattr(e, 'strerror', None) or e}") from None
     if stat.S_ISDIR(st.st_mode):
         raise error(f"{what} {path} is a folder, not a file")
     if not stat.S_ISREG(st.st_mode):
@@ -129,6 +129,9 @@ def read_manifest(folder, split: str | None = None, label_column: str = "digit",
     for n, r in rows:
         if not (r["path"] or "").strip() or not (r[label_column] or "").strip():
             raise DataError(f"{manifest} line {n}: empty path or label")
+        for what in ("path", label_column):
+            if any(ord(ch) < 32 for ch in r[what]):
+                raise DataError(f"{manifest} line {n}: the {what} {r[what]!r} holds a control character; remove it")
         if not allow_outside and not _inside(r["path"]):
             raise DataError(f"{manifest} line {n}: path {r['path']!r} leads outside the data folder {folder}; "
                             "paths must be relative to it (or pass --allow-outside-data to read them anyway)")

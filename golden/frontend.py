@@ -3,8 +3,8 @@
 Shared by golden, training and the CLI, so a model always sees the features it was trained on. Steps, all in
 float64 and deterministic:
 
-1. **Read** with ``soundfile`` (1 to 192 kHz, at most 10 minutes, see :func:`read_audio`; mono or stereo, mixed to mono by averaging; 8/16/24/32-bit PCM or
-   float), samples in [-1, 1].
+1. **Read** with ``soundfile`` (1 to 192 kHz, at most 2 minutes, see :func:`read_audio`; mono or stereo, mixed
+   to mono by averaging; 8/16/24/32-bit PCM or float), samples in [-1, 1].
 2. **Resample** to ``sample_rate`` with ``scipy.signal.resample_poly`` (polyphase, Kaiser window).
 3. **Frame**: window of ``win_length`` samples every ``hop_length`` samples, starting at sample 0 (causal: frame
    ``f`` covers samples ``[f*hop, f*hop + win)``); ``F = 1 + (n - win) // hop`` frames, the signal zero-padded to
@@ -52,8 +52,9 @@ class AudioError(ValueError):
 
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 192_000
-MAX_SECONDS = 600.0
-MAX_SAMPLES = 1 << 25     # samples read at once (all channels), and after resampling: 256 MiB as float64
+MAX_SECONDS = 120.0
+MAX_SAMPLES = 1 << 24     # samples read at once (all channels): 128 MiB as float64
+MAX_ANALYSIS = 1 << 23    # frames x FFT size analysed at once (log_mel's arrays take about 30 bytes per unit)
 MAX_ABS_SAMPLE = 1e3      # float WAVs hold samples in [-1, 1]; far beyond that the power spectrum overflows
 
 
@@ -129,28 +130,14 @@ def mel_filterbank(p: FrontEndParams) -> np.ndarray:
     return _filterbank(p.sample_rate, p.n_fft, p.n_mels, p.fmin_hz, p.fmax_hz)
 
 
-FRAME_BLOCK_BINS = 1 << 20   # frames x FFT size analysed at once (log_mel of a long file goes in blocks)
-
-
 def log_mel(x: np.ndarray, p: FrontEndParams) -> np.ndarray:
-    """Log-mel energies in dB, shape (F, n_mels), of samples ``x`` already at ``p.sample_rate``.
-
-    Frames are independent, so a long signal is analysed in blocks of ``FRAME_BLOCK_BINS // n_fft`` frames (40 s
-    at 8 kHz) to bound memory; a signal of one block takes exactly the arrays it always did."""
+    """Log-mel energies in dB, shape (F, n_mels), of samples ``x`` already at ``p.sample_rate``."""
     win, hop = p.win_length, p.hop_length
     x = np.asarray(x, dtype=np.float64)
     if len(x) < win:
         x = np.concatenate([x, np.zeros(win - len(x))])
     n = 1 + (len(x) - win) // hop
-    block = max(1, FRAME_BLOCK_BINS // p.n_fft)
-    if n <= block:
-        return _log_mel_frames(x, 0, n, p)
-    return np.concatenate([_log_mel_frames(x, start, min(n, start + block), p) for start in range(0, n, block)])
-
-
-def _log_mel_frames(x: np.ndarray, start: int, stop: int, p: FrontEndParams) -> np.ndarray:
-    win, hop = p.win_length, p.hop_length
-    idx = np.arange(win)[None, :] + hop * np.arange(start, stop)[:, None]
+    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
     frames = x[idx] * scipy.signal.get_window("hann", win, fftbins=True)[None, :]
     power = np.abs(np.fft.rfft(frames, n=p.n_fft, axis=1)) ** 2
     return 10.0 * np.log10(power @ mel_filterbank(p).T + 1e-10)
@@ -188,10 +175,12 @@ def features(x: np.ndarray, rate: int, p: FrontEndParams) -> np.ndarray:
 
 
 def features_from_file(path, p: FrontEndParams) -> np.ndarray:
-    """Integer features (F, n_mels) of an audio file (bounded as :func:`read_audio` says; the resampled signal
-    too holds at most ``MAX_SAMPLES`` samples)."""
+    """Integer features (F, n_mels) of an audio file. Bounded as :func:`read_audio` says; the analysis too (frames
+    x FFT size at the model's rate at most ``MAX_ANALYSIS``, which only a model above 16 kHz can reach)."""
     x, rate = read_audio(path)
-    if len(x) * p.sample_rate > MAX_SAMPLES * rate:
-        raise AudioError(f"{path} would hold {len(x) * p.sample_rate // rate:,} samples at the model's "
-                         f"{p.sample_rate:,} Hz, more than {MAX_SAMPLES:,}: cut it into shorter files")
+    n = max(-(-len(x) * p.sample_rate // rate), p.win_length)
+    frames = 1 + (n - p.win_length) // p.hop_length
+    if frames * p.n_fft > MAX_ANALYSIS:
+        raise AudioError(f"{path} gives {frames:,} frames at the model's {p.sample_rate:,} Hz; at most "
+                         f"{MAX_ANALYSIS // p.n_fft:,} are analysed at once: cut it into shorter files")
     return features(x, rate, p)
