@@ -322,14 +322,15 @@ def check_output(spec, inputs=(), option: str = "--json", default=None) -> Path:
     return target
 
 
-def _write_json(path, obj) -> None:
+def _write_json(path, obj, make_parent: bool = False) -> None:
     """Write ``obj`` as JSON to ``path`` atomically: a temporary file in the same folder, then ``os.replace``; on
-    failure the old file is left as it was and no temporary file remains."""
+    failure the old file is left as it was and no temporary file remains. The folder is created only under
+    ``build/`` or with ``make_parent`` (the project's own models folder)."""
     path = Path(path)
     text = json.dumps(obj, indent=1) + "\n"
     tmp = None
     try:
-        if BUILD_DIR in path.parents:  # the default report folder only (check_output refused any other missing one)
+        if make_parent or BUILD_DIR in path.parents:  # check_output refused any other missing folder
             path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -553,7 +554,7 @@ def cmd_train(args) -> int:
             shipped = MODELS_DIR / "train.json"
             record = _read_report(shipped, str(shipped))
             record[n] = report[key]
-            _write_json(shipped, record)
+            _write_json(shipped, record, make_parent=True)
             print(f"wrote {shipped} (the report of the shipped models)")
     from train.report import markdown
     for key in keys:
