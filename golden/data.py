@@ -1,7 +1,9 @@
 """Speech data sets on disk: where they are and how their ``manifest.csv`` is read.
 
-A data folder holds ``manifest.csv`` with at least a ``path`` column (relative to the folder) and a label
-column (``digit`` by default); an ``official_split`` column, when present, names each row's split. The folder is
+A data folder holds ``manifest.csv`` (UTF-8 CSV, at most ``MAX_MANIFEST_BYTES``) with at least a ``path`` column
+(relative to the folder, and staying inside it: no absolute paths, no ``..`` climbing out, unless the caller
+allows it) and a label column (``digit`` by default); an ``official_split`` column, when present, names each row's
+split. Every row has as many fields as the header. The folder is
 given explicitly, or found as ``$RSNN_DATA/<set>``, or as ``../shared/data/<set>`` beside the project's root.
 The data is never copied into the project.
 """
@@ -9,12 +11,15 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DataError", "Utterance", "PROJECT_ROOT", "data_root", "default_data_dir", "read_manifest"]
+__all__ = ["DataError", "Utterance", "PROJECT_ROOT", "MAX_MANIFEST_BYTES", "data_root", "default_data_dir",
+           "read_manifest", "check_regular_file"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest line per utterance: about a million rows
 
 
 class DataError(ValueError):
@@ -28,6 +33,29 @@ class Utterance:
     speaker: str | None = None
 
 
+def check_regular_file(path, what: str, error=None) -> os.stat_result:
+    """``os.stat`` of ``path`` when it is a regular file (following links); else raise ``error`` (a ValueError
+    subclass, :class:`DataError` by default) saying what it is instead. Never opens it (a FIFO would block)."""
+    error = error or DataError
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except NotADirectoryError:
+        raise error(f"{what} {path} does not exist (a part of its path is a file, not a folder)") from None
+    except (OSError, ValueError) as e:
+        raise error(f"{what} {str(path)!r} cannot be read: {getattr(e, 'strerror', None) or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{what} {path} is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device" if
+                stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "not a regular file")
+        raise error(f"{what} {path} is {kind}, not a regular file; give a file")
+    return st
+
+
 def data_root() -> Path:
     """``$RSNN_DATA`` when set, else ``../shared/data`` beside the project's root."""
     env = os.environ.get("RSNN_DATA")
@@ -38,19 +66,52 @@ def default_data_dir(name: str) -> Path:
     return data_root() / name
 
 
-def read_manifest(folder, split: str | None = None, label_column: str = "digit") -> list[Utterance]:
-    """The utterances of ``folder/manifest.csv`` (only split ``split`` when given), in manifest order."""
+def _inside(rel: str) -> bool:
+    """Whether a manifest path, taken relative to its folder, stays inside it (judged on the text: no absolute
+    path, no drive, no ``..`` that climbs above the folder)."""
+    if os.path.isabs(rel) or rel.startswith(("/", "\\")):
+        return False
+    norm = os.path.normpath(rel)
+    return norm != ".." and not norm.startswith(".." + os.sep)
+
+
+def read_manifest(folder, split: str | None = None, label_column: str = "digit",
+                  allow_outside: bool = False) -> list[Utterance]:
+    """The utterances of ``folder/manifest.csv`` (only split ``split`` when given), in manifest order.
+
+    Raises :class:`DataError` for anything unusable: a missing folder or manifest, one that is not UTF-8 or too
+    large, malformed CSV, a row with the wrong number of fields, a missing column, an empty path or label, or a
+    path that leads outside ``folder`` (absolute or climbing out with ``..``) unless ``allow_outside``."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"data folder {folder} does not exist; pass --data DIR or set RSNN_DATA to the folder "
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"data folder {folder} {what}; pass --data DIR or set RSNN_DATA to the folder "
                         "that holds the data sets (see ../shared/data/README.md)")
     manifest = folder / "manifest.csv"
-    if not manifest.is_file():
+    if not manifest.exists():
         raise DataError(f"{folder} has no manifest.csv (a CSV with columns 'path' and '{label_column}')")
-    with open(manifest, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        columns = reader.fieldnames or []
-        rows = [(n, r) for n, r in enumerate(reader, start=2)]
+    st = check_regular_file(manifest, "manifest")
+    if st.st_size > MAX_MANIFEST_BYTES:
+        raise DataError(f"{manifest} is {st.st_size:,} bytes, more than the {MAX_MANIFEST_BYTES:,} a manifest may "
+                        "have; split the data set into several folders")
+    try:
+        with open(manifest, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh, restkey="\0extra", restval=None)
+            columns = reader.fieldnames or []
+            rows = [(reader.line_num, r) for r in reader]
+    except UnicodeDecodeError as e:
+        raise DataError(f"{manifest} is not UTF-8 text (it holds the byte 0x{e.object[e.start]:02x}, which "
+                        "is not UTF-8 there); save it as UTF-8") from None
+    except csv.Error as e:
+        raise DataError(f"{manifest} is not a readable CSV file (line {reader.line_num}: {e}); fix that line")\
+            from None
+    except OSError as e:
+        raise DataError(f"{manifest} cannot be read: {e.strerror}") from None
+    for n, r in rows:
+        if "\0extra" in r or None in r.values():
+            got = len(columns) - sum(v is None for v in r.values()) + len(r.get("\0extra", ()))
+            raise DataError(f"{manifest} line {n} has {got} fields but the header has {len(columns)}; "
+                            "every row needs one field per column")
     for col in ("path", label_column):
         if col not in columns:
             raise DataError(f"{manifest} has no '{col}' column (columns: {columns}); "
@@ -68,5 +129,11 @@ def read_manifest(folder, split: str | None = None, label_column: str = "digit")
     for n, r in rows:
         if not (r["path"] or "").strip() or not (r[label_column] or "").strip():
             raise DataError(f"{manifest} line {n}: empty path or label")
+        for what in ("path", label_column):
+            if any(ord(ch) < 32 for ch in r[what]):
+                raise DataError(f"{manifest} line {n}: the {what} {r[what]!r} holds a control character; remove it")
+        if not allow_outside and not _inside(r["path"]):
+            raise DataError(f"{manifest} line {n}: path {r['path']!r} leads outside the data folder {folder}; "
+                            "paths must be relative to it (or pass --allow-outside-data to read them anyway)")
         out.append(Utterance(folder / r["path"], r[label_column].strip(), r.get("speaker")))
     return out

@@ -3,8 +3,8 @@
 Shared by golden, training and the CLI, so a model always sees the features it was trained on. Steps, all in
 float64 and deterministic:
 
-1. **Read** with ``soundfile`` (any rate; mono or stereo, mixed to mono by averaging; 8/16/24/32-bit PCM or
-   float), samples in [-1, 1].
+1. **Read** with ``soundfile`` (1 to 192 kHz, at most 2 minutes, see :func:`read_audio`; mono or stereo, mixed
+   to mono by averaging; 8/16/24/32-bit PCM or float), samples in [-1, 1].
 2. **Resample** to ``sample_rate`` with ``scipy.signal.resample_poly`` (polyphase, Kaiser window).
 3. **Frame**: window of ``win_length`` samples every ``hop_length`` samples, starting at sample 0 (causal: frame
    ``f`` covers samples ``[f*hop, f*hop + win)``); ``F = 1 + (n - win) // hop`` frames, the signal zero-padded to
@@ -39,6 +39,7 @@ import numpy as np
 import scipy.signal
 import soundfile
 
+from .data import check_regular_file
 from .params import FrontEndParams
 
 __all__ = ["AudioError", "read_audio", "resample", "log_mel", "noise_gate", "quantize", "features",
@@ -49,17 +50,49 @@ class AudioError(ValueError):
     """An audio file that cannot be used; the message names the file and the problem."""
 
 
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 192_000
+MAX_SECONDS = 120.0
+MAX_SAMPLES = 1 << 24     # samples read at once (all channels): 128 MiB as float64
+MAX_ANALYSIS = 1 << 23    # frames x FFT size analysed at once (log_mel's arrays take about 30 bytes per unit)
+MAX_ABS_SAMPLE = 1e3      # float WAVs hold samples in [-1, 1]; far beyond that the power spectrum overflows
+
+
 def read_audio(path) -> tuple[np.ndarray, int]:
-    """Samples (float64 in [-1, 1], mono) and the sample rate of an audio file."""
+    """Samples (float64 in [-1, 1], mono) and the sample rate of an audio file.
+
+    Bounded: the header is checked before any sample is read. The rate must lie in ``MIN_SAMPLE_RATE`` ..
+    ``MAX_SAMPLE_RATE`` Hz, the file may last at most ``MAX_SECONDS`` and hold at most ``MAX_SAMPLES`` samples
+    (all channels together); every sample must be finite and at most ``MAX_ABS_SAMPLE`` in magnitude. Anything
+    else raises :class:`AudioError` naming the file, the problem and the fix."""
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"audio file {path} does not exist")
+    check_regular_file(path, "audio file", AudioError)
     try:
-        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        info = soundfile.info(str(path))
+        rate, n, channels = int(info.samplerate), int(info.frames), int(info.channels)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as e:
+        raise AudioError(f"{path} is not a readable audio file (expected WAV PCM): {e}") from None
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{path} declares a sample rate of {rate:,} Hz; rsnn reads {MIN_SAMPLE_RATE:,} to "
+                         f"{MAX_SAMPLE_RATE:,} Hz: resample the file (or repair its header)")
+    if n > MAX_SECONDS * rate:
+        raise AudioError(f"{path} lasts {n / rate:,.1f} s; at most {MAX_SECONDS:.0f} s are read: cut it into "
+                         "shorter files")
+    if n * channels > MAX_SAMPLES:
+        raise AudioError(f"{path} holds {n:,} samples x {channels} channels, more than the {MAX_SAMPLES:,} "
+                         "samples read at once: mix it to mono or cut it into shorter files")
+    try:
+        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True, frames=n)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as e:
         raise AudioError(f"{path} is not a readable audio file (expected WAV PCM): {e}") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path} holds no samples")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path} holds NaN or infinite samples (a corrupt float WAV); re-export it")
+    peak = float(np.abs(data).max())
+    if peak > MAX_ABS_SAMPLE:
+        raise AudioError(f"{path} holds samples as large as {peak:.3g}; audio samples lie in [-1, 1]: normalise "
+                         "the file")
     return data.mean(axis=1), int(rate)
 
 
@@ -142,6 +175,12 @@ def features(x: np.ndarray, rate: int, p: FrontEndParams) -> np.ndarray:
 
 
 def features_from_file(path, p: FrontEndParams) -> np.ndarray:
-    """Integer features (F, n_mels) of an audio file."""
+    """Integer features (F, n_mels) of an audio file. Bounded as :func:`read_audio` says; the analysis too (frames
+    x FFT size at the model's rate at most ``MAX_ANALYSIS``, which only a model above 16 kHz can reach)."""
     x, rate = read_audio(path)
+    n = max(-(-len(x) * p.sample_rate // rate), p.win_length)
+    frames = 1 + (n - p.win_length) // p.hop_length
+    if frames * p.n_fft > MAX_ANALYSIS:
+        raise AudioError(f"{path} gives {frames:,} frames at the model's {p.sample_rate:,} Hz; at most "
+                         f"{MAX_ANALYSIS // p.n_fft:,} are analysed at once: cut it into shorter files")
     return features(x, rate, p)

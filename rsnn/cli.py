@@ -1,13 +1,24 @@
 """``rsnn``: run the golden model on speech from the command line.
 
-Every failure the user can cause (missing file, not audio, bad manifest, bad model file, unknown label) ends in
-one line ``rsnn: error: ...`` on stderr and exit status 2; nothing else is caught.
+Every failure the user can cause (missing file, not audio, bad manifest, bad model file, unknown label, a bad
+option) ends in one line ``rsnn: error: ...`` on stderr and exit status 2; nothing else is caught. Valid but
+suspicious input (a readout tie, silence) gives a line ``rsnn: warning: ...`` on stderr and the result.
+
+``--json PATH`` is checked before any work: it must not be an input of the same run (the model file, the
+manifest, a WAV read; compared by resolved path and by inode), must be a regular file or not exist yet, and its
+folder must exist (only the default report folder under ``build/`` is created). It is written atomically (a
+temporary file in the same folder, then ``os.replace``), so a failed write leaves the old file as it was.
+Memory is bounded whatever the input: the golden model runs in batches of bounded padded size
+(``BATCH_BYTES``), never all utterances padded to the longest.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,17 +28,39 @@ from golden.data import PROJECT_ROOT, DataError, default_data_dir, read_manifest
 from golden.frontend import AudioError, features_from_file
 from golden.model import Model, random_model
 from golden.modelfile import ModelFileError, load_model
-from golden.network import InputError, dense_counts, run_batch
+from golden.network import COUNTERS, InputError, dense_counts, run_batch
 from golden.cycles import FRAME_OVERHEAD, cycle_counts, lower_bound, realtime_clock_hz
 from golden.params import HardwareParams, ParamError
 
 MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_MODEL = "fsdd"
 USER_ERRORS = (AudioError, DataError, ModelFileError, ParamError, InputError)
+BUILD_DIR = PROJECT_ROOT / "build"
+BATCH_BYTES = 64 << 20       # golden's arrays for one batch of utterances (padded to the batch's longest)
+SIM_BATCH_BYTES = 1 << 30    # rsnn sim keeps the whole split as one batch (the cycle model needs it)
+SIM_JSON = str(BUILD_DIR / "report" / "sim.json")
+TRAIN_JSON = str(BUILD_DIR / "report" / "train.json")
 
 
 class CliError(ValueError):
     pass
+
+
+def warn(msg: str) -> None:
+    print(f"rsnn: warning: {msg}", file=sys.stderr, flush=True)
+
+
+def _model_file(spec: str | None) -> Path | None:
+    """The file a ``--model`` spec loads (``None`` for the random stand-in), without loading it."""
+    if spec is None:
+        spec = DEFAULT_MODEL if (MODELS_DIR / f"{DEFAULT_MODEL}.npz").is_file() else "random"
+    if spec == "random":
+        return None
+    path = Path(spec)
+    if path.suffix == ".npz" or os.path.lexists(path) or "/" in spec:
+        return path
+    shipped = MODELS_DIR / f"{spec}.npz"
+    return shipped if shipped.is_file() else None
 
 
 def shipped_models() -> list[str]:
@@ -50,7 +83,7 @@ def resolve_model(spec: str | None, seed: int = 0) -> tuple[Model, str]:
     if spec == "random":
         return random_model(seed=seed), f"random (untrained, seed {seed}): accuracy is chance level"
     path = Path(spec)
-    if path.suffix == ".npz" or path.exists() or "/" in spec:
+    if path.suffix == ".npz" or os.path.lexists(path) or "/" in spec:
         return _described(load_model(path), str(path))
     shipped = MODELS_DIR / f"{spec}.npz"
     if shipped.is_file():
@@ -73,8 +106,15 @@ def _layer_names(model: Model) -> list[str]:
     return [f"layer{i}" for i in range(len(model.network.layers))] + ["readout"]
 
 
+def _tie(potentials) -> int:
+    """How many classes share the highest readout potential (1: no tie)."""
+    p = np.asarray(potentials)
+    return int((p == p.max()).sum())
+
+
 def cmd_infer(args) -> int:
     model, desc = resolve_model(args.model, args.seed)
+    hw = _hardware(args)  # checked whether or not --rtl is given: a bad --pe is never silently ignored
     if model.meta.get("kind") == "random":
         print(f"rsnn: note: model {desc}", file=sys.stderr)
     for path in args.files:
@@ -83,8 +123,15 @@ def cmd_infer(args) -> int:
         line = {"path": str(path), "label": model.labels[tr.decision], "decision": tr.decision,
                 "frames": tr.n_frames, "potentials": [int(v) for v in tr.potentials],
                 "counters": {k: dict(zip(_layer_names(model), v)) for k, v in tr.totals().items()}}
+        tied = _tie(tr.potentials)
+        if tied > 1:
+            silent = int(tr.counters["in_events"][:, 0].sum()) == 0
+            warn(f"{path}: {tied} classes tie at readout potential {int(tr.potentials.max())}"
+                 + (" (no input events: the file is silent or too quiet)" if silent else "")
+                 + f"; label '{model.labels[tr.decision]}' is only the tie rule's pick (lowest class), not a "
+                   "recognition")
         if args.rtl:
-            r = rtl_run(model, _hardware(args), feats, [args.simulator], PROJECT_ROOT / "build" / "sim",
+            r = rtl_run(model, hw, feats, [args.simulator], PROJECT_ROOT / "build" / "sim",
                         log=lambda *a: print(*a, file=sys.stderr))[args.simulator]
             line["rtl"] = {"simulator": args.simulator, "decision": r["decisions"][0],
                            "label": model.labels[r["decisions"][0]], "mismatching_frames": r["mismatches"],
@@ -93,36 +140,106 @@ def cmd_infer(args) -> int:
     return 0
 
 
-def evaluate(model: Model, data: Path, split: str | None, label_column: str, limit: int | None = None) -> dict:
-    """Golden accuracy, confusion matrix and activity over a manifest. Labels must be model classes."""
-    utts = read_manifest(data, split, label_column)
-    if limit is not None:
-        utts = utts[:limit]
+def _frame_bytes(model: Model) -> int:
+    """Bytes golden's batch arrays take per padded frame (features, spikes, readout, counters, temporaries)."""
+    net = model.network
+    L = len(net.layers)
+    return (8 * net.n_features * (1 + net.time_steps) + sum(net.time_steps * lp.size * 17 for lp in net.layers)
+            + 16 * net.readout.size + 8 * 7 * (L + 1))
+
+
+def _batches(model: Model, paths, budget: int):
+    """Features of ``paths`` in manifest order, grouped into batches whose padded size (utterances x longest
+    utterance x bytes per frame) stays within ``budget`` (a longer utterance runs alone). Yields lists of
+    (index, features)."""
+    per_frame = _frame_bytes(model)
+    batch, longest = [], 0
+    for i, p in enumerate(paths):
+        f = features_from_file(p, model.frontend)
+        if batch and (len(batch) + 1) * max(longest, len(f)) * per_frame > budget:
+            yield batch
+            batch, longest = [], 0
+        batch.append((i, f))
+        longest = max(longest, len(f))
+    if batch:
+        yield batch
+
+
+def evaluate(model: Model, data: Path, split: str | None, label_column: str, limit: int | None = None,
+             keep: bool = False, allow_outside: bool = False, utts=None) -> dict:
+    """Golden accuracy, confusion matrix and activity over a manifest. Labels must be model classes.
+
+    Golden runs in batches of bounded padded size (``BATCH_BYTES``); the results are those of one big batch,
+    utterance by utterance. ``keep`` (for ``rsnn sim``): also return every utterance's features and the trace
+    of the whole split as one batch (refused beyond ``SIM_BATCH_BYTES``)."""
+    if utts is None:
+        utts = read_manifest(data, split, label_column, allow_outside=allow_outside)
+        if limit is not None:
+            utts = utts[:limit]
     index = {lab: i for i, lab in enumerate(model.labels)}
     for u in utts:
         if u.label not in index:
             raise CliError(f"label '{u.label}' of {u.path} is not one of the model's classes {list(model.labels)}; "
                            "choose the label column with --label-column")
-    t0 = time.perf_counter()
-    feats = _features(model, [u.path for u in utts])
-    t1 = time.perf_counter()
-    trace = run_batch(model, feats)
-    t2 = time.perf_counter()
+    net = model.network
+    L = len(net.layers)
+    t_feat = t_gold = 0.0
+    if keep:
+        t0 = time.perf_counter()
+        feats = _features(model, [u.path for u in utts])
+        t1 = time.perf_counter()
+        need = len(feats) * max(len(f) for f in feats) * _frame_bytes(model)
+        if need > SIM_BATCH_BYTES:
+            raise CliError(f"rsnn sim runs the whole split as one batch for the cycle model: {len(feats)} "
+                           f"utterances padded to {max(len(f) for f in feats):,} frames need about {need >> 20:,} MiB, "
+                           f"more than {SIM_BATCH_BYTES >> 20:,} MiB; use --limit, or rsnn eval for accuracy")
+        trace = run_batch(model, feats)
+        t_feat, t_gold = t1 - t0, time.perf_counter() - t1
+        pred, lengths = trace.decisions, trace.lengths
+        potentials = trace.potentials
+        totals = {k: v.sum(axis=(0, 1)) for k, v in trace.counters.items()}
+        spike_sums = [int(trace.spikes[l].sum()) for l in range(L)]
+        silent = trace.counters["in_events"][:, :, 0].sum(axis=1) == 0
+    else:
+        pred = np.zeros(len(utts), dtype=np.int64)
+        lengths = np.zeros(len(utts), dtype=np.int64)
+        potentials = np.zeros((len(utts), net.readout.size), dtype=np.int64)
+        silent = np.zeros(len(utts), dtype=bool)
+        totals = {k: np.zeros(L + 1, dtype=np.int64) for k in COUNTERS}
+        spike_sums = [0] * L
+        t0 = time.perf_counter()
+        for batch in _batches(model, [u.path for u in utts], BATCH_BYTES):
+            t1 = time.perf_counter()
+            idx = np.array([i for i, _ in batch])
+            tr = run_batch(model, [f for _, f in batch])
+            pred[idx], lengths[idx], potentials[idx] = tr.decisions, tr.lengths, tr.potentials
+            silent[idx] = tr.counters["in_events"][:, :, 0].sum(axis=1) == 0
+            for k, v in tr.counters.items():
+                totals[k] += v.sum(axis=(0, 1))
+            for l in range(L):
+                spike_sums[l] += int(tr.spikes[l].sum())
+            t2 = time.perf_counter()
+            t_feat += t1 - t0
+            t_gold += t2 - t1
+            t0 = t2
+    ties = np.array([_tie(p) > 1 for p in potentials], dtype=bool)
+    if ties.any():
+        first = utts[int(np.flatnonzero(ties)[0])].path
+        warn(f"{int(ties.sum())} of {len(utts)} utterances end in a readout tie, so their label is only the tie "
+             f"rule's pick (lowest class), not a recognition ({int((ties & silent).sum())} of them have no input "
+             f"events: silent or too quiet); the first is {first}")
     truth = np.array([index[u.label] for u in utts])
-    pred = trace.decisions
     C = len(model.labels)
     confusion = np.zeros((C, C), dtype=np.int64)
     np.add.at(confusion, (truth, pred), 1)
-    frames = int(trace.lengths.sum())
-    totals = {k: v.sum(axis=(0, 1)) for k, v in trace.counters.items()}
+    frames = int(lengths.sum())
     dense = dense_counts(model)
     names = _layer_names(model)
-    net = model.network
     activity = {
         "events_per_frame": dict(zip(names, (totals["in_events"] / frames).round(3).tolist())),
-        "spikes_per_frame": {names[l]: round(float(trace.spikes[l].sum()) / frames, 3)
+        "spikes_per_frame": {names[l]: round(float(spike_sums[l]) / frames, 3)
                              for l in range(len(net.layers))},
-        "spike_rate": {names[l]: round(float(trace.spikes[l].sum()) / (frames * net.time_steps * lp.size), 4)
+        "spike_rate": {names[l]: round(float(spike_sums[l]) / (frames * net.time_steps * lp.size), 4)
                        for l, lp in enumerate(net.layers)},
         "input_feature_density": round(float(totals["in_events"][0]) / (frames * net.n_features), 4),
         "accumulations_per_frame": dict(zip(names, (totals["accumulations"] / frames).round(1).tolist())),
@@ -132,10 +249,13 @@ def evaluate(model: Model, data: Path, split: str | None, label_column: str, lim
     }
     activity["zero_skip_work_fraction"] = round(
         float(totals["accumulations"].sum()) / (frames * sum(dense["accumulations"])), 4)
-    return {"_features": feats, "_truth": truth, "_decisions": pred, "_trace": trace,
-            "accuracy": float((pred == truth).mean()), "n": len(utts), "frames": frames,
-            "labels": list(model.labels), "confusion": confusion.tolist(), "activity": activity,
-            "wall_s": {"features": round(t1 - t0, 3), "golden": round(t2 - t1, 3)}}
+    out = {"_truth": truth, "_decisions": pred,
+           "accuracy": float((pred == truth).mean()), "n": len(utts), "frames": frames,
+           "labels": list(model.labels), "confusion": confusion.tolist(), "activity": activity,
+           "wall_s": {"features": round(t_feat, 3), "golden": round(t_gold, 3)}}
+    if keep:
+        out.update({"_features": feats, "_trace": trace})
+    return out
 
 
 def _print_eval(res: dict, desc: str, data: Path, split) -> None:
@@ -151,22 +271,111 @@ def _print_eval(res: dict, desc: str, data: Path, split) -> None:
         print(f"{lab:>{w}}" + "".join(f"{v:>{w}}" for v in row))
 
 
-def _write_json(path, obj) -> None:
+def _file_kind(mode: int) -> str:
+    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "not a regular file")
+
+
+def check_output(spec, inputs=(), option: str = "--json", default=None) -> Path:
+    """The resolved path ``spec`` names, checked before any work: not one of ``inputs`` (same resolved path or
+    same inode), a regular file or absent, in a folder that exists (the default path's folder under ``build/``
+    is created when written). Raises :class:`CliError` naming the problem and the fix."""
+    given = Path(spec)
+    target = Path(os.path.realpath(given))
+    is_default = default is not None and str(spec) == str(default)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except NotADirectoryError:
+        raise CliError(f"{option} {spec}: a part of its folder is a file, not a folder; give a path in an "
+                       "existing folder") from None
+    except OSError as e:
+        raise CliError(f"{option} {spec} cannot be checked: {e.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise CliError(f"{option} {spec} is {_file_kind(st.st_mode)}, not a regular file; give a path to a .json "
+                       "file")
+    parent = target.parent
+    if not parent.is_dir():
+        if os.path.lexists(parent):
+            raise CliError(f"{option} {spec}: its folder {parent} is a file, not a folder; give a path in an "
+                           "existing folder")
+        if not (is_default and BUILD_DIR in parent.parents or parent == BUILD_DIR):
+            raise CliError(f"{option} {spec}: its folder {parent} does not exist; create it first (rsnn creates "
+                           "no folders except its default report folder under build/)")
+    elif not os.access(parent, os.W_OK):
+        raise CliError(f"{option} {spec}: its folder {parent} is not writable; choose another path")
+    for what, p in inputs:
+        if p is None:
+            continue
+        same = os.path.realpath(p) == str(target)
+        if not same and st is not None:
+            try:
+                other = os.stat(p)
+                same = (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino)
+            except OSError:
+                pass
+        if same:
+            raise CliError(f"{option} {spec} is {what} {p}, which this run reads; write the results to another "
+                           "file")
+    return target
+
+
+def _write_json(path, obj, make_parent: bool = False) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically: a temporary file in the same folder, then ``os.replace``; on
+    failure the old file is left as it was and no temporary file remains. The folder is created only under
+    ``build/`` or with ``make_parent`` (the project's own models folder)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1) + "\n")
+    text = json.dumps(obj, indent=1) + "\n"
+    tmp = None
+    try:
+        if make_parent or BUILD_DIR in path.parents:  # check_output refused any other missing folder
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise CliError(f"cannot write {path}: {e.strerror or e}; the old file, if any, is unchanged") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _run_inputs(args, utts) -> list:
+    """The files a run reads: its model file, the manifest, every WAV."""
+    data = Path(args.data) if args.data else default_data_dir("fsdd")
+    return ([("the model file", _model_file(args.model)), ("the manifest", data / "manifest.csv")]
+            + [("the audio file", u.path) for u in utts])
+
+
+def _utterances(args):
+    data = Path(args.data) if args.data else default_data_dir("fsdd")
+    utts = read_manifest(data, args.split, args.label_column, allow_outside=args.allow_outside_data)
+    return data, utts[:args.limit] if args.limit is not None else utts
 
 
 def cmd_eval(args) -> int:
+    data, utts = _utterances(args)
+    out = check_output(args.json, _run_inputs(args, utts)) if args.json else None
     model, desc = resolve_model(args.model, args.seed)
-    data = Path(args.data) if args.data else default_data_dir("fsdd")
-    res = evaluate(model, data, args.split, args.label_column, args.limit)
-    for k in ("_features", "_truth", "_decisions", "_trace"):
+    res = evaluate(model, data, args.split, args.label_column, utts=utts)
+    for k in ("_truth", "_decisions"):
         res.pop(k)
     res.update({"model": desc, "data": str(data), "split": args.split})
     _print_eval(res, desc, data, args.split)
-    if args.json:
-        _write_json(args.json, res)
+    if out:
+        _write_json(out, res)
         print(f"wrote {args.json}")
     return 0
 
@@ -208,10 +417,11 @@ def rtl_run(model: Model, hw: HardwareParams, feats: list, simulators, work_dir:
 
 def cmd_sim(args) -> int:
     """The main job: golden over the split, the RTL on Icarus and Verilator over (a part of) it, compared."""
-    model, desc = resolve_model(args.model, args.seed)
     hw = _hardware(args)
-    data = Path(args.data) if args.data else default_data_dir("fsdd")
-    res = evaluate(model, data, args.split, args.label_column, args.limit)
+    data, utts = _utterances(args)
+    out = check_output(args.json, _run_inputs(args, utts), default=SIM_JSON)
+    model, desc = resolve_model(args.model, args.seed)
+    res = evaluate(model, data, args.split, args.label_column, utts=utts, keep=True)
     res.update({"model": desc, "data": str(data), "split": args.split, "hardware": hw.to_dict()})
     _print_eval(res, desc, data, args.split)
     act = res["activity"]
@@ -272,7 +482,7 @@ def cmd_sim(args) -> int:
     else:
         res["accuracy_measured_on"] = "golden only (--no-rtl)"
     res.pop("_decisions")
-    _write_json(args.json, res)
+    _write_json(out, res)
     print(f"wrote {args.json}")
     return 0 if ok else 1
 
@@ -291,9 +501,34 @@ def _overrides(pairs) -> dict:
     return out
 
 
+def _read_report(path: Path, spec) -> dict:
+    """An existing JSON report to merge into (``{}`` when there is none); CliError when it is not one."""
+    if not path.is_file():
+        return {}
+    try:
+        size = path.stat().st_size
+        if size > 64 << 20:
+            raise CliError(f"--json {spec} is {size:,} bytes, too large for a report; give another --json path")
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise CliError(f"--json {spec} exists but is not a JSON report ({type(e).__name__}: "
+                       f"{str(e)[:120]}); give another --json path or remove the file") from None
+    except OSError as e:
+        raise CliError(f"--json {spec} cannot be read: {e.strerror}") from None
+    if not isinstance(report, dict):
+        raise CliError(f"--json {spec} holds JSON {type(report).__name__}, not a report (an object of runs); "
+                       "give another --json path or remove the file")
+    return report
+
+
 def cmd_train(args) -> int:
     """Train recipes (PyTorch is imported only here), save models/<name>.npz, merge into the JSON report (and, when
     a shipped model was written, into models/train.json, the shipped models' own report)."""
+    inputs = [("the model file", MODELS_DIR / f"{n}.npz") for n in args.recipe or ()]
+    if args.data:
+        inputs.append(("the manifest", Path(args.data) / "manifest.csv"))
+    path = check_output(args.json, inputs, default=TRAIN_JSON)
+    report = _read_report(path, args.json)
     from train.recipes import RECIPES, run_recipe, variant_name, with_overrides
     names = args.recipe or list(RECIPES)
     for n in names:
@@ -307,8 +542,6 @@ def cmd_train(args) -> int:
             with_overrides(RECIPES[n], overrides)
         except ValueError as e:
             raise CliError(f"recipe {n}: {e}") from None
-    path = Path(args.json)
-    report = json.loads(path.read_text()) if path.is_file() else {}
     keys = [variant_name(n, args.quick, args.validate, overrides) for n in names]
     for n, key in zip(names, keys):
         report[key] = run_recipe(n, data_dir=args.data, models_dir=args.models_dir, quick=args.quick,
@@ -319,9 +552,9 @@ def cmd_train(args) -> int:
         print(f"wrote {path}")
         if report[key]["model_file"] == f"models/{n}.npz":  # a shipped file was replaced: so is its report
             shipped = MODELS_DIR / "train.json"
-            record = json.loads(shipped.read_text()) if shipped.is_file() else {}
+            record = _read_report(shipped, str(shipped))
             record[n] = report[key]
-            _write_json(shipped, record)
+            _write_json(shipped, record, make_parent=True)
             print(f"wrote {shipped} (the report of the shipped models)")
     from train.report import markdown
     for key in keys:
@@ -329,15 +562,37 @@ def cmd_train(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line errors: ``rsnn: error: ...`` and exit status 2."""
+
+    def error(self, message):
+        print(f"rsnn: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(2)
+
+
+def _at_least(lo: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be at least {lo}, not {v}")
+        return v
+    parse.__name__ = "number"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rsnn", description="Verified RSNN speech accelerator: golden model tools.")
+    p = _Parser(prog="rsnn", description="Verified RSNN speech accelerator: golden model tools.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def model_opts(sp):
         sp.add_argument("--model", default=None, metavar="NAME|PATH",
                         help=f"a shipped model ({', '.join(shipped_models()) or 'none yet'}), a model file, or "
                              f"'random' (default: '{DEFAULT_MODEL}' when shipped, else 'random')")
-        sp.add_argument("--seed", type=int, default=0, help="seed of the 'random' stand-in model (default 0)")
+        sp.add_argument("--seed", type=_at_least(0), default=0,
+                        help="seed of the 'random' stand-in model (default 0)")
 
     def hw_opts(sp):
         d = HardwareParams()
@@ -353,9 +608,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--split", default=None, metavar="NAME",
                         help="only rows whose official_split is NAME (e.g. test)")
         sp.add_argument("--label-column", default="digit", metavar="COL", help="manifest label column (default digit)")
-        sp.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N utterances")
-        sp.add_argument("--json", default=json_default, metavar="PATH", help="also write the results as JSON here"
-                        + (f" (default {json_default})" if json_default else ""))
+        sp.add_argument("--limit", type=_at_least(1), default=None, metavar="N", help="only the first N utterances")
+        sp.add_argument("--allow-outside-data", action="store_true",
+                        help="read manifest paths that are absolute or climb out of DIR with '..' (refused by "
+                             "default)")
+        sp.add_argument("--json", default=json_default, metavar="PATH",
+                        help="also write the results as JSON here: never over an input of the run, atomically, "
+                             "in an existing folder" + (f" (default {json_default})" if json_default else ""))
 
     sp = sub.add_parser("infer", help="classify WAV files; one JSON line per file",
                         description="Classify audio files with the golden model: one JSON line per file with the "
@@ -378,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run real speech through the golden model (and, once built, the RTL), "
                                     "print a summary and write a JSON report.")
     model_opts(sp)
-    data_opts(sp, json_default=str(PROJECT_ROOT / "build" / "report" / "sim.json"))
+    data_opts(sp, json_default=SIM_JSON)
     hw_opts(sp)
     sp.add_argument("--simulators", default="icarus,verilator", metavar="LIST",
                     help="comma-separated RTL simulators (default icarus,verilator)")
@@ -397,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fsdd or arabic_digits (repeatable; default: all)")
     sp.add_argument("--data", default=None, metavar="DIR", help="data folder (default: $RSNN_DATA/<dataset>)")
     sp.add_argument("--models-dir", default=None, metavar="DIR", help="where to write <recipe>.npz (default models/)")
-    sp.add_argument("--json", default=str(PROJECT_ROOT / "build" / "report" / "train.json"), metavar="PATH",
+    sp.add_argument("--json", default=TRAIN_JSON, metavar="PATH",
                     help="report to merge the results into (default build/report/train.json)")
     sp.add_argument("--quick", action="store_true", help="a smoke run of the pipeline in minutes (not for shipping)")
     sp.add_argument("--validate", action="store_true",
@@ -416,9 +675,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "limit", None) is not None and args.limit < 1:
-        print("rsnn: error: --limit must be at least 1", file=sys.stderr)
-        return 2
     try:
         return args.func(args)
     except USER_ERRORS + (CliError,) as e:

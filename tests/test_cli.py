@@ -54,7 +54,7 @@ def test_infer_json_lines(capsys, dataset, tmp_path):
 
 
 def test_eval_json_and_confusion(capsys, dataset, tmp_path):
-    out_json = tmp_path / "out" / "r.json"
+    out_json = tmp_path / "r.json"  # an existing folder: rsnn creates no folders for --json
     rc, out, _ = run_cli(capsys, "eval", "--data", str(dataset), "--split", "test", "--model", "random",
                          "--json", str(out_json))
     assert rc == 0
