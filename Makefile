@@ -10,13 +10,15 @@ TRAIN_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all sim test train bench lint synth report tools venv clean help
+.PHONY: all sim test train bench lint synth report regress tools venv clean help
 
 help:
 	@echo "make sim    - the main job: FSDD test speech through golden and the RTL on Icarus and Verilator, compared"
 	@echo "              (SIM_ARGS=--all: all 300 utterances through the RTL; default 20)"
 	@echo "make bench  - zero-skip vs dense RTL cycles, golden vs Icarus vs Verilator throughput (build/report/bench.json)"
 	@echo "make lint   - verilator --lint-only -Wall on the generated Verilog with rtl/lint_waivers.vlt"
+	@echo "make regress - random regression: 200 configurations, 100000 frames, Icarus + Verilator, coverage"
+	@echo "              (build/report/regress.json; REGRESS_ARGS=\"--faults\": every injected RTL fault caught)"
 	@echo "make synth  - Yosys: generic cells, transistors, sky130 area, iCE40 LUT/FF (build/report/synth.json)"
 	@echo "make report - efficiency report beside seed 004 (after make sim + make synth): build/report/report.md"
 	@echo "make test   - the test suite (what CI runs)"
@@ -49,6 +51,9 @@ synth: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/python -m synth.report
+
+regress: $(STAMP) tools
+	$(BIN)/python -m tb.regress $(REGRESS_ARGS)
 
 lint: $(STAMP) tools
 	$(BIN)/python -m rtl.lint

@@ -135,7 +135,8 @@ def cmd_infer(args) -> int:
                         log=lambda *a: print(*a, file=sys.stderr))[args.simulator]
             line["rtl"] = {"simulator": args.simulator, "decision": r["decisions"][0],
                            "label": model.labels[r["decisions"][0]], "mismatching_frames": r["mismatches"],
-                           "cycle_mismatches": r["cycle_mismatches"], "cycles": sum(r["cycles"])}
+                           "cycle_mismatches": r["cycle_mismatches"],
+                           "latency_mismatches": r["latency_mismatches"], "cycles": sum(r["cycles"])}
         print(json.dumps(line), flush=True)
     return 0
 
@@ -404,11 +405,13 @@ def rtl_run(model: Model, hw: HardwareParams, feats: list, simulators, work_dir:
             raise CliError(str(e)) from None
         c = compare(model, hw, feats, r, dense=dense)
         out[sim] = {"utterances": len(feats), "frames": c["frames"], "mismatches": c["mismatches"],
-                    "cycle_mismatches": c["cycle_mismatches"], "wall_s": round(r.wall_s, 2),
+                    "cycle_mismatches": c["cycle_mismatches"], "latency_mismatches": c["latency_mismatches"],
+                    "wall_s": round(r.wall_s, 2),
                     "build_s": round(r.build_s, 2), "frames_per_s": round(c["frames"] / r.wall_s, 1),
                     "details": c["details"], "decisions": c["decisions"], "cycles": c["cycles"],
                     "counters_total": c["counters_total"]}
-        log(f"  {sim}: {c['mismatches']} mismatching frames, {c['cycle_mismatches']} cycle mismatches "
+        log(f"  {sim}: {c['mismatches']} mismatching frames, {c['cycle_mismatches']} cycle mismatches, "
+            f"{c['latency_mismatches']} latency mismatches "
             f"({r.wall_s:.1f} s simulation, {r.build_s:.1f} s build)")
         for d in c["details"]:
             log(f"    {d}")
@@ -468,7 +471,7 @@ def cmd_sim(args) -> int:
         acc = float(np.mean(np.array(r["decisions"]) == truth[pick]))
         gacc = float(np.mean(res["_decisions"][pick] == truth[pick]))
         r["accuracy"], r["golden_accuracy_same_utterances"] = acc, gacc
-        ok &= r["mismatches"] == 0 and r["cycle_mismatches"] == 0 and acc == gacc
+        ok &= r["mismatches"] == 0 and r["cycle_mismatches"] == 0 and r["latency_mismatches"] == 0 and acc == gacc
         del r["cycles"]
     if sims:
         first = res["simulators"][sims[0]]

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     for sim, dense in (("verilator", False), ("verilator", True), ("icarus", False)):
         r = simulate(sim, model, hw, feats, work, dense=dense)
         c = compare(model, hw, feats, r, dense=dense)
-        if c["mismatches"] or c["cycle_mismatches"]:
+        if c["mismatches"] or c["cycle_mismatches"] or c["latency_mismatches"]:
             print(f"bench: {sim} dense={dense}: RTL differs from golden: {c['details']}", file=sys.stderr)
             return 1
         words = sum(o["counters"]["weight_words"] for o in r.outputs)

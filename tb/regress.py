@@ -80,6 +80,14 @@ def _size(rng, big: int) -> int:
     return int(rng.integers(33, big + 1))
 
 
+def _icarus_cost(net, hw) -> float:
+    """Relative Icarus time of one frame: the worst frame's cycles times a proxy of the design's size (Icarus
+    evaluates the whole netlist every cycle; a P = 32, T = 2 design runs a few hundred cycles a second)."""
+    T = net.time_steps
+    size = hw.pe_count * T + (sum(lp.size for lp in net.layers) + net.readout.size) * T / 4 + 8
+    return max_frame_cycles(net, hw) * size
+
+
 def _shape(rng):
     """The network and hardware of one configuration (no weights, no inputs)."""
     T = int(rng.integers(1, MAX_TIME_STEPS + 1))
@@ -91,7 +99,7 @@ def _shape(rng):
         tmax = (1 << (sb - 1)) - 1
         threshold = int(rng.choice([1, tmax, int(rng.integers(1, tmax + 1)), min(tmax, int(rng.integers(1, 33)))]))
         shift = (lambda: int(rng.integers(0, 17)) if rng.random() < 0.05 else int(rng.integers(0, 4)))
-        layers.append(LayerParams(size=_size(rng, 96), state_bits=sb, threshold=threshold,
+        layers.append(LayerParams(size=_size(rng, 64), state_bits=sb, threshold=threshold,
                                   leak_shift=int(rng.integers(0, sb)),
                                   reset=ResetMode.SUBTRACT if rng.random() < 0.5 else ResetMode.ZERO,
                                   in_shift=shift(), rec_shift=shift()))
@@ -105,9 +113,9 @@ def _shape(rng):
     tight = rng.random() < 0.3          # capacities exactly what the network needs: every size at its maximum
     biggest = max(lp.size for lp in layers)
     hw = HardwareParams(
-        pe_count=int(rng.choice([1, 2, 3, 4, 5, 8, 16, 32])),
+        pe_count=int(rng.choice([1, 2, 3, 4, 5, 8, 16, 32], p=[.15, .15, .1, .15, .1, .15, .12, .08])),
         time_steps=T if tight else int(rng.integers(T, MAX_TIME_STEPS + 1)),
-        max_features=n_features if tight else 64, max_neurons=biggest if tight else max(biggest, 96),
+        max_features=n_features if tight else 64, max_neurons=biggest if tight else max(biggest, 64),
         max_classes=net.readout.size if tight else 16, max_layers=n_layers if tight else 4,
         weight_bits=wb, max_state_bits=max([rb] + [lp.state_bits for lp in layers]) if tight else 32,
         max_feature_bits=net.feature_bits if tight else 8,
@@ -196,17 +204,29 @@ def assign(configs: int, sims: list, every: int) -> list:
     return [(k, s) for k in range(configs) for i, s in enumerate(sims) if i == 0 or k % every == 0]
 
 
-def frame_budgets(seed: int, configs: int, frames: int, runs: list) -> list:
-    """Frames per configuration, so that the ``runs`` simulate at least ``frames`` compared frames in all (10 %
-    more are drawn: resets cut some utterances short) while the expensive configurations (many cycles per frame)
-    get fewer frames than the cheap ones."""
-    weights = []
-    for k in range(configs):
+#: Share of the frames that go to the first simulator (Icarus: slow per cycle, instant build); the others
+#: (Verilator: a build of up to minutes, then fast) take the rest.
+FIRST_SIM_SHARE = 0.25
+
+
+def frame_budgets(seed: int, configs: int, frames: int, runs: list) -> dict:
+    """Frames per run ``(configuration, simulator)``, so that the ``runs`` compare at least ``frames`` frames in
+    all (10 % more are drawn: resets cut some utterances short). The first simulator's share goes in inverse
+    proportion to :func:`_icarus_cost` (every configuration then takes about the same time), the others' in
+    inverse proportion to the worst frame's cycles (their cost is mostly per frame). At least 4 frames a run."""
+    sims = list(dict.fromkeys(s for _, s in runs))
+    cost = {}
+    for k in sorted({k for k, _ in runs}):
         net, hw = _shape(np.random.default_rng(config_seed(seed, k)))
-        weights.append(1.0 / max(1.0, max_frame_cycles(net, hw) / 100.0))
-    n_runs = [sum(1 for k2, _ in runs if k2 == k) for k in range(configs)]
-    scale = 1.1 * frames / sum(w * n for w, n in zip(weights, n_runs))
-    return [max(8, int(np.ceil(w * scale))) for w in weights]
+        cost[k] = (_icarus_cost(net, hw), max(1.0, max_frame_cycles(net, hw) / 400.0))
+    out = {}
+    for i, sim in enumerate(sims):
+        mine = [k for k, s in runs if s == sim]
+        share = 1.0 if len(sims) == 1 else (FIRST_SIM_SHARE if i == 0 else (1 - FIRST_SIM_SHARE) / (len(sims) - 1))
+        w = {k: 1.0 / cost[k][0 if i == 0 else 1] for k in mine}
+        scale = 1.1 * frames * share / sum(w.values())
+        out.update({(k, sim): max(4, int(np.ceil(w[k] * scale))) for k in mine})
+    return out
 
 
 def repro_command(seed: int, configs: int, frames: int, every: int, index: int, sim: str,
@@ -277,8 +297,9 @@ def regress(seed: int, configs: int, frames: int, sims: list, every: int, jobs: 
     runs = assign(configs, sims, every)
     budgets = frame_budgets(seed, configs, frames, runs)
     if only is not None:
-        runs = [(only, s) for s in sims]
-    tasks = [{"seed": seed, "index": k, "frames": budgets[k], "sim": s, "configs": configs, "every": every,
+        runs = [(only, s) for s in sims if (only, s) in budgets]
+    runs.sort(key=lambda r: r[1] == sims[0])      # the long Verilator builds first: the pool's tail stays short
+    tasks = [{"seed": seed, "index": k, "frames": budgets[(k, s)], "sim": s, "configs": configs, "every": every,
               "total_frames": frames, "keep": keep} for k, s in runs]
     t0 = time.perf_counter()
     results, cov = [], Coverage()
@@ -323,6 +344,7 @@ def fault_campaign(seed: int, configs: int, frames: int, sims: list, every: int,
     catches it. The configurations and their inputs are those of the regression with the same arguments."""
     budgets = frame_budgets(seed, configs, frames, assign(configs, sims, every))
     sim = sims[0]
+    budgets = {k: n for (k, s), n in budgets.items() if s == sim}
     out = {f: {"caught": False, "config": None, "how": None, "configs_run": 0} for f in faults}
     t0 = time.perf_counter()
     batch = max(1, jobs)
@@ -364,8 +386,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=100_000,
                     help="frames to simulate in all, over every simulator (default 100000)")
     ap.add_argument("--simulators", default="icarus,verilator", help="comma-separated (default icarus,verilator)")
-    ap.add_argument("--every", type=int, default=4, metavar="K",
-                    help="the first simulator runs every configuration, the others every K-th (default 4; 1: all)")
+    ap.add_argument("--every", type=int, default=5, metavar="K",
+                    help="the first simulator runs every configuration, the others every K-th (default 5; 1: all)")
     ap.add_argument("--seed", type=int, default=0, help="regression seed (default 0)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     ap.add_argument("--only", type=int, default=None, metavar="K", help="run configuration K only (reproduce)")
@@ -406,8 +428,9 @@ def main(argv=None) -> int:
             runs = assign(a.configs, sims, a.every)
             budgets = frame_budgets(a.seed, a.configs, a.frames, runs)
             if a.only is not None:
-                runs = [(a.only, s) for s in sims]
-            results = [run_task({"seed": a.seed, "index": k, "frames": budgets[k], "sim": s, "configs": a.configs,
+                runs = [(a.only, s) for s in sims if (a.only, s) in budgets]
+            results = [run_task({"seed": a.seed, "index": k, "frames": budgets[(k, s)], "sim": s,
+                                 "configs": a.configs,
                                  "every": a.every, "total_frames": a.frames, "fault": tasks_fault, "keep": a.keep})
                        for k, s in runs]
             caught = [r for r in results if _failed(r)]
