@@ -151,7 +151,10 @@ class Coverage:
             tie = top[:, -1] == top[:, -2]
             h["argmax_tie"] += int(tie.sum())
             h["argmax_tie_nonzero"] += int((tie & (top[:, -1] != 0)).sum())
-        h["first_with_live_state"] += int((np.abs(trace.potentials[:-1]).sum(-1) > 0).sum())
+        idx = [i for i, k in enumerate(res.kept) if k > 0]          # utterance of each row of the trace
+        for j in range(len(idx) - 1):                                # ran to its end, the next one right after
+            whole = res.kept[idx[j]] == len(cfg.utterances[idx[j]]) and idx[j + 1] == idx[j] + 1
+            h["first_with_live_state"] += int(whole and np.abs(trace.potentials[j]).sum() > 0)
         h[f"time_steps_{T}"] += frames
         h["features_at_capacity"] += frames * (net.n_features == hw.max_features)
         h["classes_at_capacity"] += frames * (net.readout.size == hw.max_classes)

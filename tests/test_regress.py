@@ -188,6 +188,11 @@ def test_coverage_counts_corners_of_a_hand_case():
     assert h["pe_gt_n"] == 6 and h["layer_at_capacity"] == 3 and h["features_at_capacity"] == 3
     assert h["output_held_1000"] == 1 and h["output_stall"] == 1 and h["next_frame_waiting"] == 1
     assert h["busy_write"] == 2 and h["reset_mid_frame"] == 1 and h["weights_via_port"] == 1
+    assert h["first_with_live_state"] == 1
+    res.kept = [1, 1]                     # utterance 0 cut short by a reset: the next starts from a clean state
+    cov2 = Coverage()
+    cov2.add(cfg, res)
+    assert cov2.hits["first_with_live_state"] == 0
     assert h["state_GEN_REC"] == 3 and h["state_ACC"] == 6 and h["state_OUT"] == 3
     assert h["scan_group_empty"] > 0 and h["scan_group_multi_event"] > 0
     assert set(h) <= set(CORNERS)
