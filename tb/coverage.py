@@ -173,3 +173,23 @@ class Coverage:
         for st in ("IDLE", "GEN_FF", "ACC_INIT", "ACC", "UPD", "OUT"):
             h[f"state_{st}"] += frames * (1 if st in ("IDLE", "OUT") else L + 1)
         h["state_GEN_REC"] += frames * L
+
+
+def markdown(hits: dict, columns: int = 3) -> str:
+    """The coverage as a Markdown table, ``columns`` corners to a row (for the README)."""
+    cells = [f"{c} | {hits.get(c, 0):,}" for c in CORNERS]
+    head = " | ".join(["corner | hits"] * columns)
+    rows = [head, " | ".join(["---|---:"] * columns)]
+    for i in range(0, len(cells), columns):
+        row = cells[i:i + columns]
+        row += [" | "] * (columns - len(row))
+        rows.append(" | ".join(row))
+    return "\n".join(f"| {r} |" for r in rows)
+
+
+if __name__ == "__main__":      # python -m tb.coverage build/report/regress.json: the README's coverage table
+    import json
+    import sys
+
+    report = json.loads(open(sys.argv[1] if len(sys.argv) > 1 else "build/report/regress.json").read())
+    print(markdown(report["coverage"]))
