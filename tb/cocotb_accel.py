@@ -12,9 +12,11 @@ one comparison in Python for every simulator). A signal that is X or Z makes ``i
 
 Timing: the clock has a 10 ns period with rising edges at multiples of 10 ns; edge ``k`` is at ``10 k`` ns. The
 testbench drives and samples at falling edges. Per frame it records ``t_in`` (the edge that took the input word),
-``t_valid`` (the edge after which ``out.valid`` went high), ``t_out`` (the edge that took the output word), the
-cycles it held ``out.ready`` low, whether ``inp.ready`` was high right after ``t_out``, and whether it had
-already presented the next frame while this one's output was pending.
+``t_valid`` (the edge after which ``out.valid`` went high), ``t_out`` (the first edge at which the testbench had
+``out.ready`` high), the cycles it held ``out.ready`` low, whether ``inp.ready`` was high right after ``t_out``,
+whether it had already presented the next frame while this one's output was pending, and ``t_taken``: the edge
+after which the DUT dropped ``out.valid`` (seen by a monitor, -1 if it did not), i.e. where the DUT let go of the
+word.
 """
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ from rtl.layout import pack_features
 PERIOD_NS = 10
 
 
-class Watchdog(AssertionError):
-    """The DUT did not answer within the job's watchdog limit."""
+class ProtocolError(AssertionError):
+    """The DUT broke the stream protocol: no answer within the watchdog limit, ``out.valid`` rising more than
+    once for a frame, ``busy`` low while computing."""
 
 
 def _edge_now() -> int:
@@ -42,9 +45,9 @@ def _edge_now() -> int:
     return int(get_sim_time("ns")) // PERIOD_NS
 
 
-async def _watch_rises(signal, times: list):
+async def _watch(trigger, signal, times: list):
     while True:
-        await RisingEdge(signal)
+        await trigger(signal)
         times.append(_edge_now())
 
 
@@ -62,14 +65,16 @@ class Bench:
     def __init__(self, dut, meta: dict, rng: random.Random):
         self.dut, self.meta, self.rng = dut, meta, rng
         self.rises: list = []
+        self.falls: list = []
         self.words: list = []
         self.timing: list = []
-        self.stimulus = {"input_bubble": 0, "busy_write": 0, "reset_mid_frame": 0, "reset_between_frames": 0}
+        self.stimulus = {"input_bubble": 0, "busy_write": 0, "reset_mid_frame": 0, "reset_output_pending": 0,
+                         "reset_between_frames": 0}
         self.watchdog = int(meta["watchdog_cycles"])
         self.where = ""
 
     def fail(self, msg: str):
-        raise Watchdog(f"{msg} ({self.where}; watchdog {self.watchdog} cycles)")
+        raise ProtocolError(f"{msg} ({self.where}; watchdog {self.watchdog} cycles)")
 
     async def reset(self, cycles: int):
         dut = self.dut
@@ -90,7 +95,7 @@ class Bench:
             await FallingEdge(dut.clk)
             waited += 1
             if waited > self.watchdog:
-                self.fail("inp.ready stayed low")
+                self.fail("watchdog: inp.ready stayed low")
         t_in = _edge_now() + 1
         await FallingEdge(dut.clk)
         dut.inp__valid.value = 0
@@ -118,13 +123,13 @@ class Bench:
 
     async def collect(self, rises_before: int, next_frame=None) -> tuple:
         """Wait for this frame's output word and take it; optionally present ``next_frame`` (frame, first) while
-        the output is pending. Returns (t_valid, t_out, hold, ready_back)."""
+        the output is pending. Returns (t_valid, t_out, hold, ready_back, t_taken)."""
         dut = self.dut
         if int(dut.out__valid.value) == 0:
             try:
                 await with_timeout(RisingEdge(dut.out__valid), self.watchdog * PERIOD_NS, "ns")
             except SimTimeoutError:
-                self.fail("no output word")
+                self.fail("watchdog: no output word")
             await FallingEdge(dut.clk)
         if len(self.rises) != rises_before + 1:
             self.fail(f"out.valid rose {len(self.rises) - rises_before} times for one frame")
@@ -140,13 +145,15 @@ class Bench:
         if next_frame is not None:
             self.present(*next_frame)
         self.words.append(hex(int(dut.out__payload.value)))
+        falls_before = len(self.falls)
         dut.out__ready.value = 1
         await FallingEdge(dut.clk)
         t_out = _edge_now()
         ready_back = int(dut.inp__ready.value) == 1 and int(dut.out__valid.value) == 0
+        t_taken = self.falls[-1] if len(self.falls) == falls_before + 1 else -1
         if not self.meta["ready_always"]:
             dut.out__ready.value = 0
-        return t_valid, t_out, hold, ready_back
+        return t_valid, t_out, hold, ready_back, t_taken
 
 
 @cocotb.test()
@@ -159,7 +166,8 @@ async def run_job(dut):
     aborts = {(int(u), int(f)): int(d) for u, f, d in meta["aborts"]}
     cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
     bench = Bench(dut, meta, rng)
-    cocotb.start_soon(_watch_rises(dut.out__valid, bench.rises))
+    cocotb.start_soon(_watch(RisingEdge, dut.out__valid, bench.rises))
+    cocotb.start_soon(_watch(FallingEdge, dut.out__valid, bench.falls))
     dut.rst.value = 1
     dut.inp__valid.value = 0
     dut.inp__payload.value = 0
@@ -201,8 +209,9 @@ async def run_job(dut):
                     await bench.busy_write()
                 if delay is not None:                      # reset in the middle of this frame
                     await _cycles(dut, delay)
+                    computing = int(dut.busy.value) == 1 and int(dut.out__valid.value) == 0
                     await bench.reset(rng.randint(1, 3))
-                    bench.stimulus["reset_mid_frame"] += 1
+                    bench.stimulus["reset_mid_frame" if computing else "reset_output_pending"] += 1
                     presented = False
                     break
                 nxt = None
@@ -212,9 +221,9 @@ async def run_job(dut):
                         and rng.random() < meta["preload_p"]:
                     nxt = (frames[starts[u + 1]], True)
                 presented = nxt is not None
-                t_valid, t_out, hold, ready_back = await bench.collect(rises_before, nxt)
-                bench.timing.append([u, f, t_in, t_valid, t_out, hold, int(ready_back), int(presented)])
-    except Watchdog as e:
+                t_valid, t_out, hold, ready_back, t_taken = await bench.collect(rises_before, nxt)
+                bench.timing.append([u, f, t_in, t_valid, t_out, hold, int(ready_back), int(presented), t_taken])
+    except ProtocolError as e:
         error = str(e)
     with open(os.environ["RSNN_TB_RESULT"], "w") as fh:
         json.dump({"words": bench.words, "timing": bench.timing, "stimulus": bench.stimulus, "error": error}, fh)

@@ -2,7 +2,7 @@
 coverage, and the fault-injection campaign that shows the regression catches deliberate RTL bugs.
 
 Every configuration is drawn from one seed over the ranges of golden's parameter classes
-(:class:`golden.params.NetworkParams`, :class:`golden.params.HardwareParams`): 1 to 4 layers of 1 to 96 neurons
+(:class:`golden.params.NetworkParams`, :class:`golden.params.HardwareParams`): 1 to 4 layers of 1 to 64 neurons
 (sometimes exactly the hardware's capacity), 1 to 64 features of 1 to 8 bits, T = 1..4, P = 1..32 (often
 more PEs than neurons), scan widths 1..64, state widths from 2 bits (saturating all the time) to 32, every leak
 shift, both reset modes, thresholds from 1 to the format's maximum, shifts up to 16, weights of 2 to 8 bits that
@@ -229,9 +229,11 @@ def frame_budgets(seed: int, configs: int, frames: int, runs: list) -> dict:
     return out
 
 
-def repro_command(seed: int, configs: int, frames: int, every: int, index: int, sim: str,
+def repro_command(seed: int, configs: int, frames: int, every: int, index: int, sims: str,
                   fault: str | None = None) -> str:
-    args = f"--seed {seed} --configs {configs} --frames {frames} --every {every} --only {index} --simulators {sim}"
+    """The command that draws configuration ``index`` exactly as the run did (its frame budget depends on every
+    argument, the simulator list included) and runs it on the simulators that run it."""
+    args = f"--seed {seed} --configs {configs} --frames {frames} --every {every} --only {index} --simulators {sims}"
     if fault:
         args += f" --fault {fault}"
     return f"make regress REGRESS_ARGS=\"{args}\""
@@ -250,7 +252,7 @@ def run_task(task: dict) -> dict:
     work = Path(task.get("work", WORK)) / (f"fault_{fault}" if fault else "clean") / f"cfg{task['index']}_{sim}"
     out = {"index": task["index"], "sim": sim, "fault": fault, "describe": cfg.describe(),
            "repro": repro_command(task["seed"], task["configs"], task["total_frames"], task["every"], task["index"],
-                                  sim, fault)}
+                                  task["sims"], fault)}
     t0 = time.perf_counter()
     try:
         res = simulate(sim, cfg.model, cfg.hw, cfg.utterances, work, fault=fault, **cfg.stim)
@@ -300,7 +302,7 @@ def regress(seed: int, configs: int, frames: int, sims: list, every: int, jobs: 
         runs = [(only, s) for s in sims if (only, s) in budgets]
     runs.sort(key=lambda r: r[1] == sims[0])      # the long Verilator builds first: the pool's tail stays short
     tasks = [{"seed": seed, "index": k, "frames": budgets[(k, s)], "sim": s, "configs": configs, "every": every,
-              "total_frames": frames, "keep": keep} for k, s in runs]
+              "total_frames": frames, "keep": keep, "sims": ",".join(sims)} for k, s in runs]
     t0 = time.perf_counter()
     results, cov = [], Coverage()
     done = [0]
@@ -353,15 +355,20 @@ def fault_campaign(seed: int, configs: int, frames: int, sims: list, every: int,
         tasks = []
         for f, k in list(pending.items()):
             tasks += [{"seed": seed, "index": i, "frames": budgets[i], "sim": sim, "configs": configs,
-                       "every": every, "total_frames": frames, "fault": f} for i in range(k, min(k + batch, configs))]
+                       "every": every, "total_frames": frames, "fault": f, "sims": ",".join(sims)}
+                      for i in range(k, min(k + batch, configs))]
         results = []
         _pool_map(tasks, jobs, results.append)
         for f in list(pending):
             mine = sorted((r for r in results if r["fault"] == f), key=lambda r: r["index"])
             for r in mine:
                 out[f]["configs_run"] += 1
+                if r.get("error") and not (f == "hang" and "watchdog" in r["error"]):
+                    out[f]["errors"] = out[f].get("errors", 0) + 1      # a build failure is not a catch
+                    log(f"fault {f}: config {r['index']} did not run: {r['error']}")
+                    continue
                 if _failed(r):
-                    how = ("watchdog/error" if r.get("error") else
+                    how = ("watchdog" if r.get("error") else
                            ", ".join(k for k in ("mismatches", "cycle_mismatches", "latency_mismatches") if r[k])
                            or "decisions")
                     out[f].update({"caught": True, "config": r["index"], "how": how,
@@ -408,7 +415,6 @@ def main(argv=None) -> int:
         ap.error(f"--simulators must name some of {', '.join(SIMULATORS)}, not {a.simulators!r}")
     if a.only is not None and not 0 <= a.only < a.configs:
         ap.error(f"--only must be in 0..{a.configs - 1}, not {a.only}")
-    os.environ.setdefault("PYTHONHASHSEED", "0")
     path = Path(a.json)
     if a.faults:
         print(f"fault campaign: {len(FAULTS)} faults x up to {a.configs} configurations on {sims[0]}, "
@@ -431,7 +437,8 @@ def main(argv=None) -> int:
                 runs = [(a.only, s) for s in sims if (a.only, s) in budgets]
             results = [run_task({"seed": a.seed, "index": k, "frames": budgets[(k, s)], "sim": s,
                                  "configs": a.configs,
-                                 "every": a.every, "total_frames": a.frames, "fault": tasks_fault, "keep": a.keep})
+                                 "every": a.every, "total_frames": a.frames, "fault": tasks_fault, "keep": a.keep,
+                                 "sims": a.simulators})
                        for k, s in runs]
             caught = [r for r in results if _failed(r)]
             for r in caught[:3]:
