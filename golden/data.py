@@ -15,11 +15,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DataError", "Utterance", "PROJECT_ROOT", "MAX_MANIFEST_BYTES", "data_root", "default_data_dir",
+__all__ = ["DataError", "Utterance", "PROJECT_ROOT", "MAX_MANIFEST_BYTES", "MAX_MANIFEST_ROWS", "data_root",
+           "default_data_dir",
            "read_manifest", "check_regular_file"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-MAX_MANIFEST_BYTES = 64 << 20  # a manifest line per utterance: about a million rows
+MAX_MANIFEST_BYTES = 16 << 20  # a manifest line per utterance
+MAX_MANIFEST_ROWS = 100_000     # rows held in memory while a manifest is read (about 600 bytes each)
 
 
 class DataError(ValueError):
@@ -98,7 +100,12 @@ def read_manifest(folder, split: str | None = None, label_column: str = "digit",
         with open(manifest, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh, restkey="\0extra", restval=None)
             columns = reader.fieldnames or []
-            rows = [(reader.line_num, r) for r in reader]
+            rows = []
+            for r in reader:
+                rows.append((reader.line_num, r))
+                if len(rows) > MAX_MANIFEST_ROWS:
+                    raise DataError(f"{manifest} lists more than {MAX_MANIFEST_ROWS:,} utterances; split the data "
+                                    "set into several folders")
     except UnicodeDecodeError as e:
         raise DataError(f"{manifest} is not UTF-8 text (it holds the byte 0x{e.object[e.start]:02x}, which "
                         "is not UTF-8 there); save it as UTF-8") from None

@@ -174,6 +174,7 @@ def model_from_bytes(data: bytes, name: str = "<bytes>") -> Model:
     if len(data) > MAX_MODEL_BYTES:
         raise ModelFileError(f"{bad}: it is {len(data):,} bytes, more than the {MAX_MODEL_BYTES:,} a model file "
                              "may have")
+    _check_directory(data, bad)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
@@ -182,6 +183,20 @@ def model_from_bytes(data: bytes, name: str = "<bytes>") -> Model:
                              "golden.modelfile.save_model or `rsnn train`") from None
     with zf:
         return _from_zip(zf, infos, name, bad)
+
+
+def _check_directory(data: bytes, bad: str) -> None:
+    """Refuse an archive whose central directory declares more than ``MAX_MEMBERS`` entries or more bytes than
+    that many entries can take, from its end record alone: :mod:`zipfile` builds an object per entry before the
+    member list could be checked (a 64 MiB directory of tiny entries would take about 500 MiB)."""
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - (22 + 0xFFFF)))
+    if end < 0 or len(data) < end + 22:
+        return                      # not a zip archive: zipfile's own error names it
+    entries = int.from_bytes(data[end + 10:end + 12], "little")
+    size = int.from_bytes(data[end + 12:end + 16], "little")
+    if entries > MAX_MEMBERS or size > MAX_MEMBERS * (46 + 0xFFFF):
+        raise ModelFileError(f"{bad}: its directory declares {entries:,} members in {size:,} bytes (a model has "
+                             f"at most {MAX_MEMBERS} members)")
 
 
 def _from_zip(zf: zipfile.ZipFile, infos: list, name: str, bad: str) -> Model:

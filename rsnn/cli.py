@@ -282,6 +282,8 @@ def check_output(spec, inputs=(), option: str = "--json", default=None) -> Path:
     """The resolved path ``spec`` names, checked before any work: not one of ``inputs`` (same resolved path or
     same inode), a regular file or absent, in a folder that exists (the default path's folder under ``build/``
     is created when written). Raises :class:`CliError` naming the problem and the fix."""
+    if not str(spec).strip():
+        raise CliError(f"{option} needs a file name, not an empty string")
     given = Path(spec)
     target = Path(os.path.realpath(given))
     is_default = default is not None and str(spec) == str(default)
@@ -338,9 +340,13 @@ def _write_json(path, obj, make_parent: bool = False) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        try:                        # a report that is replaced keeps its permissions
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
@@ -368,7 +374,7 @@ def _utterances(args):
 
 def cmd_eval(args) -> int:
     data, utts = _utterances(args)
-    out = check_output(args.json, _run_inputs(args, utts)) if args.json else None
+    out = check_output(args.json, _run_inputs(args, utts)) if args.json is not None else None
     model, desc = resolve_model(args.model, args.seed)
     res = evaluate(model, data, args.split, args.label_column, utts=utts)
     for k in ("_truth", "_decisions"):
@@ -421,6 +427,13 @@ def rtl_run(model: Model, hw: HardwareParams, feats: list, simulators, work_dir:
 def cmd_sim(args) -> int:
     """The main job: golden over the split, the RTL on Icarus and Verilator over (a part of) it, compared."""
     hw = _hardware(args)
+    sims = [] if args.no_rtl else [s.strip() for s in args.simulators.split(",") if s.strip()]
+    from tb.runner import SIMULATORS
+    if not args.no_rtl and (not sims or any(s not in SIMULATORS for s in sims)):
+        raise CliError(f"unknown simulator in --simulators {args.simulators!r}: list some of {', '.join(SIMULATORS)} "
+                       "(or use --no-rtl)")
+    if args.rtl_utterances < 1 and not args.all and sims:
+        raise CliError(f"--rtl-utterances must be at least 1, not {args.rtl_utterances} (or use --no-rtl)")
     data, utts = _utterances(args)
     out = check_output(args.json, _run_inputs(args, utts), default=SIM_JSON)
     model, desc = resolve_model(args.model, args.seed)
@@ -458,9 +471,6 @@ def cmd_sim(args) -> int:
     res["cycles_over_pe"] = table
     print("P: mean / max cycles per frame -> real-time clock: " + "; ".join(
         f"{P}: {t['mean']:.0f} / {t['max']} -> {t['realtime_clock_hz'] / 1e3:.1f} kHz" for P, t in table.items()))
-    sims = [] if args.no_rtl else [s.strip() for s in args.simulators.split(",") if s.strip()]
-    if args.rtl_utterances < 1 and not args.all and sims:
-        raise CliError(f"--rtl-utterances must be at least 1, not {args.rtl_utterances} (or use --no-rtl)")
     n_rtl = len(feats) if args.all else min(args.rtl_utterances, len(feats))
     pick = np.linspace(0, len(feats) - 1, n_rtl).round().astype(int) if n_rtl else np.zeros(0, dtype=int)
     res["rtl_utterances"] = pick.tolist()

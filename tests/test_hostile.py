@@ -200,8 +200,11 @@ CASES = {
     "model_file_too_big": (lambda t: ["infer", t / "data" / "wav" / "1.wav", "--model",
                                       hm.sparse_file(t / "big.npz", 65 << 20)], r"68,157,440 bytes, more than"),
     "model_not_zip_junk": (lambda t: _model(t, b"\0" * 4096), r"does not start like a zip file"),
-    "manifest_too_big": (lambda t: ["eval", "--data", hm.sparse_file(t / "data" / "manifest.csv", 65 << 20).parent],
-                         r"more than the 67,108,864 a manifest may have"),
+    "manifest_too_big": (lambda t: ["eval", "--data", hm.sparse_file(t / "data" / "manifest.csv", 17 << 20).parent],
+                         r"more than the 16,777,216 a manifest may have"),
+    "manifest_too_many_rows": (lambda t: _manifest(t / "data", "path,digit\n" + "a,0\n" * 100_001),
+                               r"lists more than 100,000 utterances; split the data set"),
+    "zip_directory_bomb": (lambda t: _model(t, _many_members(20_000)), r"directory declares 20,000 members"),
     # tracebacks before
     "manifest_latin1": (lambda t: _manifest(t / "data", "path,digit\nwav/1.wav,caf\xe9\n".encode("latin-1")),
                         r"not UTF-8 text.*0xe9.*save it as UTF-8"),
@@ -231,6 +234,10 @@ CASES = {
                              r"header JSON nests more than 32 levels"),
     "header_nested_40": (lambda t: _model(t, model_with_header(b'{"a":' * 40 + b"1" + b"}" * 40)),
                          r"header JSON nests more than 32 levels"),
+    "json_empty": (lambda t: ["eval", "--data", t / "data", "--model", "random", "--json", ""],
+                   r"--json needs a file name, not an empty string"),
+    "sim_no_simulator": (lambda t: ["sim", "--data", t / "data", "--model", "random", "--simulators", ","],
+                         r"unknown simulator in --simulators ','"),
     "json_dev_full": (lambda t: ["eval", "--data", t / "data", "--model", "random", "--json", "/dev/full"],
                       r"--json /dev/full is a device, not a regular file"),
     "json_is_folder": (lambda t: ["eval", "--data", t / "data", "--model", "random", "--json", t / "data"],
@@ -286,6 +293,15 @@ def _model_96k(t: Path) -> Path:
     from golden.params import FrontEndParams
     save_model(random_model(seed=1, frontend=FrontEndParams(sample_rate=96_000)), t / "m96.npz")
     return t / "m96.npz"
+
+
+def _many_members(n: int) -> bytes:
+    """A small zip whose directory lists ``n`` empty members (zipfile would build an object for each)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(n):
+            z.writestr(f"{i}.npy", b"")
+    return buf.getvalue()
 
 
 def _fifo(path: Path, replace=False) -> Path:
