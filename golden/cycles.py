@@ -112,7 +112,7 @@ def dense_mode_counters(model: Model, utterances, trace: BatchTrace | None = Non
     net = model.network
     if trace is None:
         trace = run_batch(model, utterances)
-    B, F, L, T = len(trace.lengths), int(trace.lengths.max()), len(net.layers), net.time_steps
+    B, F, T = len(trace.lengths), int(trace.lengths.max()), net.time_steps
     active = (np.arange(F)[None, :] < trace.lengths[:, None]).astype(np.int64)
     out = {k: v.copy() for k, v in trace.counters.items()}
     mats = [(lw.w_in, lw.w_rec) for lw in model.layers] + [(model.w_out, None)]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 __all__ = ["DataError", "Utterance", "PROJECT_ROOT", "MAX_MANIFEST_BYTES", "MAX_MANIFEST_ROWS", "data_root",
            "default_data_dir",
-           "read_manifest", "check_regular_file"]
+           "read_manifest", "check_regular_file", "file_kind"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MAX_MANIFEST_BYTES = 16 << 20  # a manifest line per utterance
@@ -51,11 +51,15 @@ def check_regular_file(path, what: str, error=None) -> os.stat_result:
     if stat.S_ISDIR(st.st_mode):
         raise error(f"{what} {path} is a folder, not a file")
     if not stat.S_ISREG(st.st_mode):
-        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a device" if
-                stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
-                else "not a regular file")
-        raise error(f"{what} {path} is {kind}, not a regular file; give a file")
+        raise error(f"{what} {path} is {file_kind(st.st_mode)}, not a regular file; give a file")
     return st
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words (for error messages)."""
+    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "not a regular file")
 
 
 def data_root() -> Path:

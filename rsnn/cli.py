@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.data import PROJECT_ROOT, DataError, default_data_dir, read_manifest
+from golden.data import PROJECT_ROOT, DataError, default_data_dir, file_kind, read_manifest
 from golden.frontend import AudioError, features_from_file
 from golden.model import Model, random_model
 from golden.modelfile import ModelFileError, load_model
@@ -51,7 +51,8 @@ def warn(msg: str) -> None:
 
 
 def _model_file(spec: str | None) -> Path | None:
-    """The file a ``--model`` spec loads (``None`` for the random stand-in), without loading it."""
+    """The file a ``--model`` spec loads (``None`` for the random stand-in), without loading it: a path (it has a
+    ``/`` or ends in ``.npz`` or exists), else a shipped model's name; an unknown name raises :class:`CliError`."""
     if spec is None:
         spec = DEFAULT_MODEL if (MODELS_DIR / f"{DEFAULT_MODEL}.npz").is_file() else "random"
     if spec == "random":
@@ -60,7 +61,10 @@ def _model_file(spec: str | None) -> Path | None:
     if path.suffix == ".npz" or os.path.lexists(path) or "/" in spec:
         return path
     shipped = MODELS_DIR / f"{spec}.npz"
-    return shipped if shipped.is_file() else None
+    if shipped.is_file():
+        return shipped
+    raise CliError(f"no model named '{spec}': shipped models are {shipped_models() or 'none yet'}; "
+                   "give a path to a model file or 'random'")
 
 
 def shipped_models() -> list[str]:
@@ -73,23 +77,14 @@ def resolve_model(spec: str | None, seed: int = 0) -> tuple[Model, str]:
     ``spec`` is a shipped model's name (``models/<name>.npz``), a path to a model file, or ``random`` (an
     untrained stand-in). ``None`` means the default shipped model, or ``random`` while none is shipped.
     """
-    if spec is None:
-        if (MODELS_DIR / f"{DEFAULT_MODEL}.npz").is_file():
-            spec = DEFAULT_MODEL
-        else:
-            m = random_model(seed=seed)
-            return m, (f"random (untrained, seed {seed}): no shipped model '{DEFAULT_MODEL}' in {MODELS_DIR} yet, "
-                       "so accuracy is chance level")
-    if spec == "random":
+    path = _model_file(spec)
+    if path is None:
+        if spec is None:
+            return random_model(seed=seed), (f"random (untrained, seed {seed}): no shipped model '{DEFAULT_MODEL}' "
+                                             f"in {MODELS_DIR} yet, so accuracy is chance level")
         return random_model(seed=seed), f"random (untrained, seed {seed}): accuracy is chance level"
-    path = Path(spec)
-    if path.suffix == ".npz" or os.path.lexists(path) or "/" in spec:
-        return _described(load_model(path), str(path))
-    shipped = MODELS_DIR / f"{spec}.npz"
-    if shipped.is_file():
-        return _described(load_model(shipped), f"{spec} ({shipped})")
-    raise CliError(f"no model named '{spec}': shipped models are {shipped_models() or 'none yet'}; "
-                   "give a path to a model file or 'random'")
+    shipped = spec is None or path != Path(spec)
+    return _described(load_model(path), f"{path.stem} ({path})" if shipped else str(path))
 
 
 def _described(model: Model, desc: str) -> tuple[Model, str]:
@@ -166,17 +161,13 @@ def _batches(model: Model, paths, budget: int):
         yield batch
 
 
-def evaluate(model: Model, data: Path, split: str | None, label_column: str, limit: int | None = None,
-             keep: bool = False, allow_outside: bool = False, utts=None) -> dict:
-    """Golden accuracy, confusion matrix and activity over a manifest. Labels must be model classes.
+def evaluate(model: Model, utts: list, keep: bool = False) -> dict:
+    """Golden accuracy, confusion matrix and activity over the utterances of a manifest (``read_manifest``).
+    Labels must be model classes.
 
     Golden runs in batches of bounded padded size (``BATCH_BYTES``); the results are those of one big batch,
     utterance by utterance. ``keep`` (for ``rsnn sim``): also return every utterance's features and the trace
     of the whole split as one batch (refused beyond ``SIM_BATCH_BYTES``)."""
-    if utts is None:
-        utts = read_manifest(data, split, label_column, allow_outside=allow_outside)
-        if limit is not None:
-            utts = utts[:limit]
     index = {lab: i for i, lab in enumerate(model.labels)}
     for u in utts:
         if u.label not in index:
@@ -272,12 +263,6 @@ def _print_eval(res: dict, desc: str, data: Path, split) -> None:
         print(f"{lab:>{w}}" + "".join(f"{v:>{w}}" for v in row))
 
 
-def _file_kind(mode: int) -> str:
-    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device"
-            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
-            "not a regular file")
-
-
 def check_output(spec, inputs=(), option: str = "--json", default=None) -> Path:
     """The resolved path ``spec`` names, checked before any work: not one of ``inputs`` (same resolved path or
     same inode), a regular file or absent, in a folder that exists (the default path's folder under ``build/``
@@ -297,7 +282,7 @@ def check_output(spec, inputs=(), option: str = "--json", default=None) -> Path:
     except OSError as e:
         raise CliError(f"{option} {spec} cannot be checked: {e.strerror}") from None
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise CliError(f"{option} {spec} is {_file_kind(st.st_mode)}, not a regular file; give a path to a .json "
+        raise CliError(f"{option} {spec} is {file_kind(st.st_mode)}, not a regular file; give a path to a .json "
                        "file")
     parent = target.parent
     if not parent.is_dir():
@@ -376,7 +361,7 @@ def cmd_eval(args) -> int:
     data, utts = _utterances(args)
     out = check_output(args.json, _run_inputs(args, utts)) if args.json is not None else None
     model, desc = resolve_model(args.model, args.seed)
-    res = evaluate(model, data, args.split, args.label_column, utts=utts)
+    res = evaluate(model, utts)
     for k in ("_truth", "_decisions"):
         res.pop(k)
     res.update({"model": desc, "data": str(data), "split": args.split})
@@ -437,7 +422,7 @@ def cmd_sim(args) -> int:
     data, utts = _utterances(args)
     out = check_output(args.json, _run_inputs(args, utts), default=SIM_JSON)
     model, desc = resolve_model(args.model, args.seed)
-    res = evaluate(model, data, args.split, args.label_column, utts=utts, keep=True)
+    res = evaluate(model, utts, keep=True)
     res.update({"model": desc, "data": str(data), "split": args.split, "hardware": hw.to_dict()})
     _print_eval(res, desc, data, args.split)
     act = res["activity"]

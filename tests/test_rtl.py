@@ -125,7 +125,7 @@ def test_dense_mode_same_results_more_cycles(tmp_path):
 
 
 def _shipped_inputs(n):
-    from golden.data import PROJECT_ROOT, default_data_dir, read_manifest
+    from golden.data import PROJECT_ROOT, read_manifest
     from golden.frontend import features_from_file
     from golden.modelfile import load_model
     model = load_model(PROJECT_ROOT / "models" / "fsdd.npz")
