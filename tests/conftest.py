@@ -36,6 +36,20 @@ def write_wav(path, samples, rate, subtype="PCM_16"):
     return path
 
 
+def tone_dataset(root):
+    """A small data folder ``root/data`` with a manifest of 4 tones (digits 3, 1, 7, 0; the first in split
+    ``train``, the others in ``test``)."""
+    d = root / "data"
+    (d / "wav").mkdir(parents=True)
+    rows = ["path,digit,speaker,official_split"]
+    for i, (freq, digit, split) in enumerate([(300, 3, "train"), (900, 1, "test"), (1800, 7, "test"),
+                                              (2500, 0, "test")]):
+        write_wav(d / "wav" / f"{i}.wav", tone(freq, 0.4, 8000), 8000)
+        rows.append(f"wav/{i}.wav,{digit},s{i},{split}")
+    (d / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return d
+
+
 def tone(freq, seconds, rate, amp=0.5):
     t = np.arange(int(seconds * rate)) / rate
     return amp * np.sin(2 * np.pi * freq * t)

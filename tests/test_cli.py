@@ -5,22 +5,14 @@ import re
 import numpy as np
 import pytest
 
-from conftest import real_data, tone, write_wav
+from conftest import real_data, tone_dataset
 from golden import random_model, save_model
 from rsnn.cli import build_parser, main
 
 
 @pytest.fixture
 def dataset(tmp_path):
-    d = tmp_path / "data"
-    (d / "wav").mkdir(parents=True)
-    rows = ["path,digit,speaker,official_split"]
-    for i, (freq, digit, split) in enumerate([(300, 3, "train"), (900, 1, "test"), (1800, 7, "test"),
-                                              (2500, 0, "test")]):
-        write_wav(d / "wav" / f"{i}.wav", tone(freq, 0.4, 8000), 8000)
-        rows.append(f"wav/{i}.wav,{digit},s{i},{split}")
-    (d / "manifest.csv").write_text("\n".join(rows) + "\n")
-    return d
+    return tone_dataset(tmp_path)
 
 
 def run_cli(capsys, *argv):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tone, write_wav
+from conftest import tone, tone_dataset, write_wav
 from golden import random_model, save_model
 from golden.data import PROJECT_ROOT
 from golden.modelfile import model_to_bytes
@@ -87,14 +87,7 @@ def assert_one_error(rc, out, err, caught, match):
 @pytest.fixture
 def ds(tmp_path):
     """A small data folder (4 tones) and a small model file, inside ``tmp_path``."""
-    d = tmp_path / "data"
-    (d / "wav").mkdir(parents=True)
-    rows = ["path,digit,speaker,official_split"]
-    for i, (freq, digit, split) in enumerate([(300, 3, "train"), (900, 1, "test"), (1800, 7, "test"),
-                                              (2500, 0, "test")]):
-        write_wav(d / "wav" / f"{i}.wav", tone(freq, 0.4, 8000), 8000)
-        rows.append(f"wav/{i}.wav,{digit},s{i},{split}")
-    (d / "manifest.csv").write_text("\n".join(rows) + "\n")
+    d = tone_dataset(tmp_path)
     save_model(random_model(seed=5), tmp_path / "m.npz")
     return d
 
