@@ -1,0 +1,479 @@
+"""Pins of golden's specification that the other tests left loose (found by mutation testing, ``make mutate``):
+signed potentials, accumulator bounds of every layer, range checks on arrays with one bad element, the
+parameter ranges and defaults (which are part of the model file format), nested validation, the model file's
+format name and version, and the mel filterbank's known values."""
+import dataclasses
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden.arith import IntFormat
+from golden.events import frame_events
+from golden.frontend import mel_filterbank
+from golden.model import LayerWeights, Model, random_model
+from golden.modelfile import FORMAT, VERSION, ModelFileError, load_model, model_from_bytes, model_to_bytes
+from golden.network import InputError, run
+from golden.params import (FrontEndParams, HardwareParams, LayerParams, NetworkParams, ParamError, ReadoutParams,
+                           ResetMode, default_network)
+from golden.reference import run_reference
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# signed potentials: a negative potential changes what happens next
+
+
+def two_input_model(threshold=10, state_bits=8, readout_bits=8):
+    """2 features -> 1 neuron (w_in = [-5, +5], no leak) -> readout: class 0 gets -3 per spike... class 1 +1.
+    The readout is fed by the layer's spikes; a second path is not needed."""
+    net = NetworkParams(n_features=2, feature_bits=4, weight_bits=8,
+                        layers=(LayerParams(size=1, state_bits=state_bits, threshold=threshold, leak_shift=0),),
+                        readout=ReadoutParams(size=2, state_bits=readout_bits))
+    return Model(net, [LayerWeights(np.array([[-5], [5]]), np.array([[0]]))], np.array([[-3, 1]]), ("a", "b"),
+                 FrontEndParams(n_mels=2)).validate()
+
+
+@pytest.mark.parametrize("runner", ["golden", "reference"])
+def test_negative_potential_delays_the_spike(runner):
+    m = two_input_model()
+    x = np.array([[2, 0],     # v = -10 (signed: it stays negative)
+                  [0, 3],     # v = -10 + 15 = 5: below the threshold 10 (an unsigned potential would be 0 + 15: fire)
+                  [0, 3]])    # v = 20: fires, subtract -> 10
+    if runner == "golden":
+        tr = run(m, x)
+        spikes, readout = tr.spikes[0][:, 0, 0].tolist(), tr.readout.tolist()
+    else:
+        ref = run_reference(m, x)
+        spikes, readout = [s[0][0] for s in ref["spikes"][0]], ref["readout"]
+    assert spikes == [0, 0, 1]
+    # the readout goes negative (class 0, weight -3) and a tie at 0 is broken the other way
+    assert readout == [[0, 0], [0, 0], [-3, 1]]
+
+
+@pytest.mark.parametrize("runner", ["golden", "reference"])
+def test_negative_saturation_is_at_minus_two_to_the_bits_minus_one(runner):
+    m = two_input_model(threshold=100, state_bits=8)
+    x = np.array([[15, 0]] * 3 + [[0, 15]] * 3)   # -75 -150 (-> -128) -128, then -53, 22, 97
+    if runner == "golden":
+        spikes = run(m, x).spikes[0][:, 0, 0].tolist()
+    else:
+        spikes = [s[0][0] for s in run_reference(m, x)["spikes"][0]]
+    assert spikes == [0, 0, 0, 0, 0, 0]
+    x = np.array([[15, 0]] * 3 + [[0, 15]] * 4)   # ... 97 + 75 = 172 -> 127: fires
+    if runner == "golden":
+        assert run(m, x).spikes[0][:, 0, 0].tolist() == [0] * 6 + [1]
+    else:
+        assert [s[0][0] for s in run_reference(m, x)["spikes"][0]] == [0] * 6 + [1]
+
+
+def test_readout_potential_saturates_both_ways():
+    net = NetworkParams(n_features=1, feature_bits=4, weight_bits=8,
+                        layers=(LayerParams(size=1, threshold=1, leak_shift=0),),
+                        readout=ReadoutParams(size=2, state_bits=4))
+    m = Model(net, [LayerWeights(np.array([[1]]), np.array([[0]]))], np.array([[-3, 5]]), ("a", "b"),
+              FrontEndParams(n_mels=1)).validate()
+    tr = run(m, np.full((4, 1), 1))
+    # one spike per frame: class 0 -3, -6, -8 (s4 min), -8; class 1 5, 7 (s4 max), 7, 7
+    assert tr.readout.tolist() == [[-3, 5], [-6, 7], [-8, 7], [-8, 7]]
+    assert [r[0] for r in run_reference(m, np.full((4, 1), 1))["readout"]] == [-3, -6, -8, -8]
+    assert tr.decision == 1
+
+
+def test_state_formats_are_signed():
+    assert LayerParams(size=1, state_bits=8).state_format == IntFormat(8, True)
+    assert ReadoutParams(size=2, state_bits=12).state_format == IntFormat(12, True)
+    assert default_network().weight_format == IntFormat(4, True)
+    assert default_network().feature_format == IntFormat(4, False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# accumulator bounds of every layer (they size the RTL's accumulators)
+
+
+def test_acc_bounds_and_bits_of_every_layer():
+    net = NetworkParams(n_features=3, feature_bits=2, weight_bits=3, time_steps=2,
+                        layers=(LayerParams(size=4, in_shift=1, rec_shift=2), LayerParams(size=5, rec_shift=1)),
+                        readout=ReadoutParams(size=2, in_shift=2)).validate()
+    # weights -4..3; layer 0: 3 features of at most 3, << 1 -> 18; 4 recurrent spikes << 2 -> 16
+    assert net.acc_bounds(0) == (-4 * 34, 3 * 34)
+    assert net.acc_bits(0) == 9                      # -136..102 needs s9 (s8 is -128..127)
+    # layer 1: 4 spikes of layer 0 (payload 1) -> 4; 5 recurrent spikes << 1 -> 10
+    assert net.acc_bounds(1) == (-4 * 14, 3 * 14)
+    assert net.acc_bits(1) == 7                      # -56..42 needs s7
+    # readout, per frame: 5 spikes x 2 time steps << 2 -> 40
+    assert net.acc_bounds(2) == (-4 * 40, 3 * 40)
+    assert net.acc_bits(2) == 9
+    assert net.fan_in(0) == 3 and net.fan_in(1) == 4 and net.fan_in(2) == 5
+    assert net.n_classes == 2
+
+
+def test_acc_bounds_are_reached():
+    """The bound is the exact range: the extreme input with the extreme weights reaches it."""
+    net = NetworkParams(n_features=3, feature_bits=2, weight_bits=3, time_steps=1,
+                        layers=(LayerParams(size=2, state_bits=20, threshold=1, leak_shift=0, in_shift=1),),
+                        readout=ReadoutParams(size=2)).validate()
+    lo, hi = net.acc_bounds(0)
+    w_in = np.array([[3, -4]] * 3)
+    m = Model(net, [LayerWeights(w_in, np.zeros((2, 2), dtype=np.int64))], np.zeros((2, 2), dtype=np.int64),
+              ("a", "b"), FrontEndParams(n_mels=3, feature_bits=2)).validate()
+    # first frame, no recurrent event yet: neuron 0 gets 3 x 3 x 3 << 1 = 54, neuron 1 gets -72
+    assert (lo, hi) == (-4 * (18 + 2), 3 * (18 + 2))
+    tr = run(m, np.full((1, 3), 3))
+    assert tr.spikes[0][0, 0].tolist() == [1, 0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# range checks on arrays with several elements: only one end out of range
+
+
+def test_int_format_contains_looks_at_both_ends():
+    u4, s4 = IntFormat(4, False), IntFormat(4, True)
+    assert u4.contains(np.array([0, 7, 15]))
+    assert not u4.contains(np.array([-1, 5, 3]))       # only the minimum is out
+    assert not u4.contains(np.array([0, 5, 16]))       # only the maximum is out
+    assert s4.contains(np.array([-8, 0, 7]))
+    assert not s4.contains(np.array([-9, 0, 1]))
+    assert not s4.contains(np.array([-1, 0, 8]))
+    assert u4.contains(np.zeros(0))                    # nothing to be out of range
+    assert u4.contains(np.array([True, False]))
+    assert not u4.contains(np.array([1.0, 2.0]))
+    assert u4.contains(5) and not u4.contains(16)
+
+
+def test_frames_with_one_bad_value_are_rejected():
+    m = random_model(seed=0)
+    x = np.full((3, 32), 4)
+    x[1, 7] = -1
+    with pytest.raises(InputError, match="outside"):
+        run(m, x)
+    x[1, 7] = 16
+    with pytest.raises(InputError, match="outside"):
+        run(m, x)
+    x[1, 7] = 15
+    run(m, x)
+
+
+def test_weights_with_one_bad_value_are_rejected():
+    m = random_model(seed=0)
+    for bad in (-9, 8):
+        w = np.zeros_like(m.w_out)
+        w[3, 4] = bad
+        with pytest.raises(ParamError, match="out.w"):
+            m.replace(w_out=w).validate()
+    w = np.zeros_like(m.w_out)
+    w[0, 0], w[1, 1] = -8, 7
+    m.replace(w_out=w).validate()
+
+
+def test_activity_with_one_negative_value_is_rejected():
+    with pytest.raises(ValueError, match="non-negative"):
+        frame_events(np.array([[0, 3, -1, 2]]))
+    assert frame_events(np.zeros((2, 0), dtype=np.int64)) == []
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# parameter ranges (the validate() methods are the specification of the ranges): both ends accepted, one
+# beyond each end refused
+
+
+def _layer(**kw):
+    return LayerParams(size=8, **kw)
+
+
+RANGES = [
+    # (make(value), lowest accepted, highest accepted, a step beyond)
+    (lambda v: _layer().__class__(size=v), 1, 4096, 1),
+    (lambda v: _layer(state_bits=v, threshold=1, leak_shift=0), 2, 32, 1),
+    (lambda v: _layer(state_bits=8, threshold=v), 1, 127, 1),
+    (lambda v: _layer(state_bits=8, leak_shift=v), 0, 7, 1),
+    (lambda v: _layer(in_shift=v), 0, 16, 1),
+    (lambda v: _layer(rec_shift=v), 0, 16, 1),
+    (lambda v: ReadoutParams(size=v), 2, 256, 1),
+    (lambda v: ReadoutParams(size=2, state_bits=v), 2, 32, 1),
+    (lambda v: ReadoutParams(size=2, in_shift=v), 0, 16, 1),
+    (lambda v: dataclasses.replace(default_network(), n_features=v), 1, 4096, 1),
+    (lambda v: dataclasses.replace(default_network(), feature_bits=v), 1, 16, 1),
+    (lambda v: dataclasses.replace(default_network(), time_steps=v), 1, 4, 1),
+    (lambda v: dataclasses.replace(default_network(), weight_bits=v), 2, 8, 1),
+    (lambda v: dataclasses.replace(default_network(), layers=(LayerParams(size=2),) * v), 1, 8, 1, "1..8 layers"),
+    (lambda v: FrontEndParams(sample_rate=v, fmax_hz=2000.0), 4000, 96000, 1),
+    (lambda v: FrontEndParams(n_mels=v), 1, 256, 1),
+    (lambda v: FrontEndParams(win_ms=v), 1.0, 200.0, 0.5),
+    (lambda v: FrontEndParams(hop_ms=v), 1.0, 200.0, 0.5),
+    (lambda v: FrontEndParams(fmin_hz=v), 0.0, 3999.0, None),
+    (lambda v: FrontEndParams(fmin_hz=0.0, fmax_hz=v), 0.5, 4000.0, 0.5),
+    (lambda v: FrontEndParams(feature_bits=v), 1, 16, 1),
+    (lambda v: FrontEndParams(range_db=v), 1.0, 150.0, 0.5),
+    (lambda v: FrontEndParams(release_db=v), 0.0, 100.0, 0.5),
+    (lambda v: FrontEndParams(floor_db=v), -200.0, 200.0, 0.5),
+    (lambda v: FrontEndParams(noise_gate_db=v), 0.0, 100.0, 0.5),
+    (lambda v: FrontEndParams(noise_rise_db=v), 0.0, 100.0, 0.5),
+    (lambda v: HardwareParams(pe_count=v), 1, 256, 1),
+    (lambda v: HardwareParams(time_steps=v), 1, 4, 1),
+    (lambda v: HardwareParams(max_features=v), 1, 4096, 1),
+    (lambda v: HardwareParams(max_neurons=v), 1, 4096, 1),
+    (lambda v: HardwareParams(max_classes=v), 2, 256, 1),
+    (lambda v: HardwareParams(max_layers=v), 1, 8, 1),
+    (lambda v: HardwareParams(weight_bits=v), 2, 8, 1),
+    (lambda v: HardwareParams(max_state_bits=v), 2, 32, 1),
+    (lambda v: HardwareParams(max_feature_bits=v), 1, 16, 1),
+    (lambda v: HardwareParams(scan_width=v), 1, 64, 1),
+]
+
+
+@pytest.mark.parametrize("row", RANGES)
+def test_parameter_range_ends(row):
+    make, lo, hi, step = row[:4]
+    for v in (lo, hi):
+        obj = make(v)
+        assert obj.validate() is obj
+    for v in ((lo - step, hi + step) if step else ()):
+        with pytest.raises(ParamError, match=row[4] if len(row) > 4 else re.escape(str(v))):
+            make(v).validate()
+
+
+def test_fmin_must_be_below_fmax():
+    FrontEndParams(fmin_hz=3999.5, fmax_hz=4000.0).validate()
+    with pytest.raises(ParamError, match="fmin_hz"):
+        FrontEndParams(fmin_hz=4000.0, fmax_hz=4000.0).validate()
+    with pytest.raises(ParamError, match="fmin_hz"):
+        FrontEndParams(fmin_hz=-0.5).validate()
+    with pytest.raises(ParamError, match="hop_ms"):
+        FrontEndParams(hop_ms=10.01).validate()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LayerParams(size=4.0), lambda: LayerParams(size="4"), lambda: LayerParams(size=False),
+    lambda: FrontEndParams(range_db=True), lambda: FrontEndParams(range_db="30"),
+    lambda: FrontEndParams(range_db=float("-inf")), lambda: dataclasses.replace(default_network(), layers=[]),
+    lambda: dataclasses.replace(default_network(), layers=(LayerParams(size=2),) * 9),
+    lambda: dataclasses.replace(default_network(), layers=({"size": 3},)),
+    lambda: dataclasses.replace(default_network(), readout={"size": 3}),
+])
+def test_wrong_types_are_refused(make):
+    with pytest.raises(ParamError):
+        make().validate()
+
+
+def test_float_and_int_fields_accept_their_own_kind():
+    assert FrontEndParams(range_db=30).validate().range_db == 30     # an int is a number
+    assert FrontEndParams(win_ms=32.0, sample_rate=8000).n_fft == 256
+
+
+# nested validation: a network validates its layers and its readout, a model its network and front end
+
+
+def test_network_validates_its_layers_and_readout():
+    with pytest.raises(ParamError, match=r"network\.layers\[1\]\.threshold"):
+        NetworkParams(n_features=2, layers=(LayerParams(size=2), LayerParams(size=2, threshold=0)),
+                      readout=ReadoutParams(size=2)).validate()
+    with pytest.raises(ParamError, match=r"network\.readout\.size"):
+        NetworkParams(n_features=2, layers=(LayerParams(size=2),), readout=ReadoutParams(size=1)).validate()
+
+
+def test_model_validates_its_network_and_front_end():
+    m = random_model(NetworkParams(n_features=2, layers=(LayerParams(size=2),), readout=ReadoutParams(size=2)))
+    with pytest.raises(ParamError, match="threshold"):
+        m.replace(network=dataclasses.replace(m.network, layers=(LayerParams(size=2, threshold=0),))).validate()
+    with pytest.raises(ParamError, match="range_db"):
+        m.replace(frontend=dataclasses.replace(m.frontend, range_db=0.0)).validate()
+    with pytest.raises(ParamError, match="n_mels"):
+        m.replace(frontend=dataclasses.replace(m.frontend, n_mels=3)).validate()
+    with pytest.raises(ParamError, match="feature_bits"):
+        m.replace(frontend=dataclasses.replace(m.frontend, feature_bits=5)).validate()
+    with pytest.raises(ParamError, match="weight layers"):
+        m.replace(layers=[]).validate()
+    with pytest.raises(ParamError, match="integers"):
+        m.replace(w_out=m.w_out.astype(np.float64)).validate()
+    with pytest.raises(ParamError, match="meta"):
+        m.replace(meta=[]).validate()
+    for labels in (["0", "1"], ("0", ""), ("0", "0"), ("0", 1), ("0",)):
+        with pytest.raises(ParamError, match="labels"):
+            m.replace(labels=labels).validate()
+    assert m.validate() is m
+
+
+def test_hardware_check_limits_are_inclusive():
+    net = NetworkParams(n_features=5, feature_bits=3, time_steps=2,
+                        layers=(LayerParams(size=7, state_bits=12), LayerParams(size=9, state_bits=10)),
+                        readout=ReadoutParams(size=3, state_bits=14)).validate()
+    fits = HardwareParams(max_features=5, time_steps=2, max_feature_bits=3, max_classes=3, max_state_bits=14,
+                          max_layers=2, max_neurons=9)
+    fits.check(net)
+    for field, name in [("max_features", "n_features"), ("time_steps", "time_steps"),
+                        ("max_feature_bits", "feature_bits"), ("max_classes", "readout.size"),
+                        ("max_layers", r"len\(layers\)"), ("max_neurons", r"layers\[1\]\.size")]:
+        with pytest.raises(ParamError, match=name):
+            dataclasses.replace(fits, **{field: getattr(fits, field) - 1}).check(net)
+    with pytest.raises(ParamError, match=r"readout\.state_bits"):
+        dataclasses.replace(fits, max_state_bits=13).check(net)
+    with pytest.raises(ParamError, match=r"layers\[0\]\.state_bits"):
+        fits.check(dataclasses.replace(net, readout=ReadoutParams(size=3, state_bits=8),
+                                       layers=(LayerParams(size=7, state_bits=15), LayerParams(size=9))))
+    with pytest.raises(ParamError, match=r"layers\[0\]\.size"):
+        fits.check(dataclasses.replace(net, layers=(LayerParams(size=10), LayerParams(size=9))))
+    with pytest.raises(ParamError, match="weight_bits"):
+        dataclasses.replace(fits, weight_bits=5).check(net)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# defaults: part of the file format (a field left out of a header reads as its default)
+
+
+def test_defaults_are_the_documented_ones():
+    assert LayerParams.from_dict({"size": 3}).to_dict() == {
+        "size": 3, "state_bits": 16, "threshold": 64, "leak_shift": 3, "reset": "subtract", "in_shift": 0,
+        "rec_shift": 0}
+    assert ReadoutParams.from_dict({"size": 3}).to_dict() == {"size": 3, "state_bits": 24, "in_shift": 0}
+    net = NetworkParams.from_dict({"n_features": 2, "layers": [{"size": 3}], "readout": {"size": 2}})
+    assert (net.feature_bits, net.time_steps, net.weight_bits) == (4, 1, 4)
+    fe = FrontEndParams.from_dict({})
+    assert dataclasses.asdict(fe) == {
+        "sample_rate": 8000, "n_mels": 32, "win_ms": 25.0, "hop_ms": 10.0, "fmin_hz": 50.0, "fmax_hz": 4000.0,
+        "feature_bits": 4, "range_db": 30.0, "release_db": 0.2, "floor_db": -10.0, "noise_gate_db": 0.0,
+        "noise_rise_db": 0.1}
+    assert dataclasses.asdict(HardwareParams.from_dict({})) == {
+        "pe_count": 16, "time_steps": 2, "max_features": 64, "max_neurons": 256, "max_classes": 16,
+        "max_layers": 2, "weight_bits": 4, "max_state_bits": 24, "max_feature_bits": 8, "scan_width": 16}
+    d = default_network()
+    assert (d.n_features, [lp.size for lp in d.layers], d.readout.size, d.time_steps) == (32, [128, 128], 10, 1)
+
+
+def test_frontend_fields_left_out_of_a_header_read_as_their_defaults():
+    full = FrontEndParams(noise_gate_db=6.0, noise_rise_db=0.3).to_dict()
+    assert full["noise_gate_db"] == 6.0 and full["noise_rise_db"] == 0.3
+    old = {k: v for k, v in full.items() if not k.startswith("noise_")}
+    assert FrontEndParams.from_dict(old) == FrontEndParams()
+    assert FrontEndParams.from_dict(old).to_dict() == old
+
+
+def test_frontend_derived_sizes():
+    p = FrontEndParams()
+    assert (p.win_length, p.hop_length, p.n_fft) == (200, 80, 256)
+    p = FrontEndParams(sample_rate=16000, win_ms=16.0, hop_ms=10.0, fmax_hz=8000.0)
+    assert (p.win_length, p.hop_length, p.n_fft) == (256, 160, 256)
+    assert FrontEndParams(win_ms=32.125).validate().n_fft == 512   # 257 samples
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the model file: format name, version, and the shipped files written byte for byte
+
+
+def header_of(data: bytes) -> dict:
+    z = np.load(io.BytesIO(data))
+    return json.loads(z["header"].tobytes())
+
+
+def test_format_name_and_version_are_written_and_required():
+    data = model_to_bytes(random_model(seed=2))
+    h = header_of(data)
+    assert (h["format"], h["version"]) == ("rsnn-model", 1) == (FORMAT, VERSION)
+    assert set(h) == {"format", "version", "network", "frontend", "labels", "meta"}
+
+
+@pytest.mark.parametrize("name", ["fsdd", "arabic_digits"])
+def test_shipped_model_files_are_rewritten_byte_for_byte(name):
+    path = ROOT / "models" / f"{name}.npz"
+    data = path.read_bytes()
+    model = load_model(path)
+    assert model_to_bytes(model) == data
+    assert header_of(data)["version"] == 1
+
+
+def test_weight_code_packing_by_hand():
+    """4-bit codes two per byte, low nibble first; wider codes one per byte."""
+    net = NetworkParams(n_features=1, layers=(LayerParams(size=3),), readout=ReadoutParams(size=2))
+    m = Model(net, [LayerWeights(np.array([[1, -1, 0]]), np.array([[0, 0, 0], [0, 2, 0], [0, 0, -8]]))],
+              np.array([[7, 0], [0, 0], [0, -3]]), ("a", "b"), FrontEndParams(n_mels=1)).validate()
+    z = np.load(io.BytesIO(model_to_bytes(m)))
+    assert z["l0.w_in.nzmask"].tolist() == [0b11000000]
+    assert z["l0.w_in.nzval"].tolist() == [0x1 | 0xF << 4]
+    assert z["l0.w_rec.nzmask"].tolist() == [0b00001000, 0b10000000]
+    assert z["l0.w_rec.nzval"].tolist() == [0x2 | 0x8 << 4]
+    assert z["out.w.nzval"].tolist() == [0x7 | 0xD << 4]
+    wide = Model(dataclasses.replace(net, weight_bits=8), m.layers, m.w_out * 10, m.labels, m.frontend).validate()
+    z = np.load(io.BytesIO(model_to_bytes(wide)))
+    assert z["l0.w_in.nzval"].tolist() == [1, 255]
+    assert z["out.w.nzval"].tolist() == [70, 226]
+    for mm in (m, wide):
+        back = model_from_bytes(model_to_bytes(mm))
+        for k, w in mm.matrices().items():
+            assert np.array_equal(back.matrices()[k], w), k
+
+
+def test_model_file_refuses_a_nonzero_padding_nibble_and_stray_bitmap_bits():
+    net = NetworkParams(n_features=1, layers=(LayerParams(size=3),), readout=ReadoutParams(size=2))
+    m = Model(net, [LayerWeights(np.array([[1, -1, 3]]), np.zeros((3, 3), dtype=np.int64))],
+              np.array([[7, 0], [0, 0], [0, -3]]), ("a", "b"), FrontEndParams(n_mels=1)).validate()
+    good = model_to_bytes(m)
+
+    def rewrite(name, value):
+        z = np.load(io.BytesIO(good))
+        arrays = {k: z[k] for k in z.files}
+        arrays[name] = np.array(value, dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    z = np.load(io.BytesIO(good))
+    assert z["l0.w_in.nzval"].tolist() == [0x1 | 0xF << 4, 0x3]
+    with pytest.raises(ModelFileError, match="padding nibble"):
+        model_from_bytes(rewrite("l0.w_in.nzval", [0x1 | 0xF << 4, 0x3 | 0x5 << 4]))
+    with pytest.raises(ModelFileError, match="past the end"):
+        model_from_bytes(rewrite("l0.w_in.nzmask", [0b11110000]))
+    with pytest.raises(ModelFileError, match="nzmask has 2 bytes, expected 1"):
+        model_from_bytes(rewrite("l0.w_in.nzmask", [0b11100000, 0]))
+    with pytest.raises(ModelFileError, match="nzval has 3 bytes, expected 2"):
+        model_from_bytes(rewrite("l0.w_in.nzval", [0x1 | 0xF << 4, 0x3, 0]))
+    assert model_from_bytes(good).matrices()["l0.w_in"].tolist() == [[1, -1, 3]]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the mel filterbank: HTK mel scale, triangles between equally spaced mel points
+
+
+def test_htk_mel_scale_known_points():
+    from golden.frontend import _hz_to_mel, _mel_to_hz
+    assert _hz_to_mel(0.0) == 0.0
+    assert _hz_to_mel(700.0) == pytest.approx(2595.0 * math.log10(2.0))    # 781.17
+    assert _hz_to_mel(1000.0) == pytest.approx(1000.0, abs=0.05)            # the scale's anchor
+    assert _mel_to_hz(1000.0) == pytest.approx(1000.0, abs=0.05)
+    assert _mel_to_hz(2595.0) == pytest.approx(700.0 * 9.0)                 # 10**1 - 1
+
+
+def test_mel_filterbank_known_values():
+    p = FrontEndParams(n_mels=2, fmin_hz=0.0, fmax_hz=4000.0)
+    fb = mel_filterbank(p)
+    assert fb.shape == (2, 129)                     # n_fft 256: 129 bins of 31.25 Hz
+    top = 2595.0 * math.log10(1.0 + 4000.0 / 700.0)
+    edges = [700.0 * (10.0 ** (top * i / 3 / 2595.0) - 1.0) for i in range(4)]
+    assert edges[1] == pytest.approx(620.58, abs=0.01) and edges[2] == pytest.approx(1791.33, abs=0.01)
+    for k in range(129):
+        f = k * 31.25
+        for m in range(2):
+            lo, mid, hi = edges[m], edges[m + 1], edges[m + 2]
+            want = max(0.0, min((f - lo) / (mid - lo), (hi - f) / (hi - mid)))
+            assert fb[m, k] == pytest.approx(want, abs=1e-12), (m, k)
+    # by hand: the first filter peaks at bin 20 (625 Hz), just above its centre 620.8 Hz
+    assert int(fb[0].argmax()) == 20 and fb[0, 20] == pytest.approx((1791.33 - 625.0) / (1791.33 - 620.58), abs=1e-4)
+    assert fb[0, 0] == 0.0 and fb[1, 128] == 0.0
+    assert not fb.flags.writeable
+
+
+def test_default_filterbank_centres_are_mel_spaced():
+    p = FrontEndParams()
+    fb = mel_filterbank(p)
+    assert fb.shape == (32, 129)
+    freqs = np.arange(129) * 8000 / 256
+    centres = freqs[fb.argmax(axis=1)]
+    mel = 2595.0 * np.log10(1.0 + centres / 700.0)
+    steps = np.diff(mel)
+    # equal steps on the mel scale (to within one FFT bin), so growing steps in Hz
+    assert np.all(np.abs(steps[8:] - steps[8:].mean()) < 2595.0 * np.log10(1.0 + 31.25 / 700.0) + 1e-9)
+    assert np.diff(centres)[-1] > 3 * np.diff(centres)[8]
