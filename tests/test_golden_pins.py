@@ -477,3 +477,48 @@ def test_default_filterbank_centres_are_mel_spaced():
     # equal steps on the mel scale (to within one FFT bin), so growing steps in Hz
     assert np.all(np.abs(steps[8:] - steps[8:].mean()) < 2595.0 * np.log10(1.0 + 31.25 / 700.0) + 1e-9)
     assert np.diff(centres)[-1] > 3 * np.diff(centres)[8]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# number formats
+
+
+def test_int_format_width_limits():
+    for fmt in (IntFormat(1, False), IntFormat(62, False), IntFormat(2, True), IntFormat(62, True)):
+        assert fmt.validate() is fmt
+    assert (IntFormat(1, False).min, IntFormat(1, False).max) == (0, 1)
+    assert (IntFormat(2, True).min, IntFormat(2, True).max) == (-2, 1)
+    assert IntFormat(62, True).max == (1 << 61) - 1
+    for bits, signed in ((0, False), (63, True), (1, True), (-1, False), (True, False)):
+        with pytest.raises(ValueError):
+            IntFormat(bits, signed).validate()
+
+
+def test_int_format_methods():
+    s8, u4 = IntFormat(8, True), IntFormat(4, False)
+    assert (s8.saturate(200), s8.saturate(-200), s8.saturate(5)) == (127, -128, 5)
+    assert s8.saturate(np.array([300, -300, 1])).tolist() == [127, -128, 1]
+    assert u4.contains(np.array([1.0])) is False and u4.contains(np.array([3])) is True
+    assert IntFormat(4, True).from_code(np.array([16 + 3, 8, 15, 7])).tolist() == [3, -8, -1, 7]
+    assert u4.from_code(np.array([16 + 3, 8, 15])).tolist() == [3, 8, 15]
+    assert IntFormat(4, True).to_code(np.array([-8, -1, 7])).tolist() == [8, 15, 7]
+    assert (str(s8), str(u4)) == ("s8", "u4")
+
+
+def test_signed_bits_for_is_at_least_two():
+    from golden.arith import ceil_div, signed_bits_for
+    assert signed_bits_for(0, 0) == 2 and signed_bits_for(-1, 0) == 2 and signed_bits_for(-2, 1) == 2
+    assert signed_bits_for(-3, 0) == 3 and signed_bits_for(0, 2) == 3 and signed_bits_for(-128, 127) == 8
+    assert [ceil_div(a, 4) for a in (0, 1, 4, 5, 8, 9)] == [0, 1, 1, 2, 2, 3]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: IntFormat(4, True), lambda: LayerParams(size=2), lambda: ReadoutParams(size=2), default_network,
+    FrontEndParams, HardwareParams,
+])
+def test_parameter_objects_are_frozen(make):
+    obj = make()
+    name = next(iter(dataclasses.asdict(obj)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(obj, name, 3)
+    assert hash(obj) == hash(make())
