@@ -522,3 +522,114 @@ def test_parameter_objects_are_frozen(make):
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(obj, name, 3)
     assert hash(obj) == hash(make())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# events: the mask of every step, the event word's field widths and its limits
+
+
+def test_full_mask_and_event_word_limits():
+    from golden.events import Event, EventFormat, full_mask
+    assert [full_mask(t) for t in (1, 2, 3, 4)] == [0b1, 0b11, 0b111, 0b1111]
+    assert [EventFormat.for_sources(n, 4, 1).index_bits for n in (1, 2, 3, 4, 5, 128, 129)] == [1, 1, 2, 2, 3, 7, 8]
+    fmt = EventFormat(3, 2, 2).validate()
+    assert fmt.width == 7
+    for e in (Event(0, 1, 1), Event(7, 3, 3), Event(5, 2, 2)):
+        w = fmt.pack(e)
+        assert w < 1 << 7 and fmt.unpack(w) == e
+    assert fmt.pack(Event(7, 3, 3)) == 0b1111111 and fmt.pack(Event(0, 1, 1)) == 0b0101000
+    assert fmt.unpack(0b1111111 | 1 << 7) == Event(7, 3, 3)   # bits above the word are not part of it
+    for bad in (Event(-1, 1, 1), Event(8, 1, 1), Event(0, 4, 1), Event(0, 1, 4), Event(0, -1, 1)):
+        with pytest.raises(ValueError, match="does not fit"):
+            fmt.pack(bad)
+    for ok in (EventFormat(1, 1, 1), EventFormat(16, 16, 4)):
+        assert ok.validate() is ok
+    for bad in (EventFormat(0, 1, 1), EventFormat(17, 1, 1), EventFormat(1, 0, 1), EventFormat(1, 17, 1),
+                EventFormat(1, 1, 0), EventFormat(1, 1, 5), EventFormat(4.0, 1, 1)):
+        with pytest.raises(ParamError):
+            bad.validate()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the network's outputs besides spikes and potentials
+
+
+def test_dense_counts_by_hand():
+    from golden.network import dense_counts
+    net = NetworkParams(n_features=3, time_steps=2, readout=ReadoutParams(size=2),
+                        layers=(LayerParams(size=4), LayerParams(size=5), LayerParams(size=6)))
+    m = random_model(net, seed=0)
+    # every source of every layer an event at every step: rows x N reads, x T accumulations
+    assert dense_counts(m) == {"weight_reads": [(3 + 4) * 4, (4 + 5) * 5, (5 + 6) * 6, 6 * 2],
+                               "accumulations": [(3 + 4) * 4 * 2, (4 + 5) * 5 * 2, (5 + 6) * 6 * 2, 6 * 2 * 2]}
+
+
+def test_trace_members():
+    from golden.network import run_batch
+    m = random_model(NetworkParams(n_features=2, layers=(LayerParams(size=3, threshold=2),),
+                                   readout=ReadoutParams(size=2)), seed=5)
+    utts = [np.full((4, 2), 15), np.full((2, 2), 3)]
+    batch = run_batch(m, utts)
+    assert len(batch) == 2
+    tr = batch[1]
+    assert tr.n_frames == 2 and tr.readout.shape == (2, 2)
+    assert tr.totals() == {k: [int(x) for x in v.sum(axis=0)] for k, v in tr.counters.items()}
+    assert tr.totals()["state_reads"] == [3 * 2, 2 * 2]
+    assert np.array_equal(batch.potentials, np.array([batch.readout[0, 3], batch.readout[1, 1]]))
+    assert batch.decisions.tolist() == [int(np.argmax(batch.readout[0, 3])), int(np.argmax(batch.readout[1, 1]))]
+    assert np.array_equal(tr.potentials, batch.readout[1, 1])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the front end, step by step as its docstring writes it
+
+
+def test_log_mel_is_the_documented_computation():
+    from golden.frontend import log_mel
+    p = FrontEndParams()
+    x = np.random.default_rng(7).normal(0, 0.3, 1000)
+    win, hop, n_fft = 200, 80, 256
+    n = 1 + (len(x) - win) // hop
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)      # periodic Hann
+    frames = np.stack([x[f * hop:f * hop + win] * hann for f in range(n)])
+    power = np.abs(np.fft.rfft(frames, n=n_fft, axis=1)) ** 2
+    want = 10 * np.log10(power @ mel_filterbank(p).T + 1e-10)
+    got = log_mel(x, p)
+    assert got.shape == (n, 32) == (11, 32)
+    assert np.allclose(got, want, rtol=0, atol=1e-9)
+    assert np.array_equal(log_mel(np.zeros(300), p), np.full((2, 32), -100.0))   # 10 log10(1e-10)
+    short = log_mel(x[:150], p)                       # zero-padded to one window
+    assert short.shape == (1, 32)
+    assert np.allclose(short, log_mel(np.concatenate([x[:150], np.zeros(50)]), p), rtol=0, atol=1e-12)
+
+
+def test_resample_keeps_the_rate_and_changes_it_by_the_ratio():
+    from golden.frontend import resample
+    x = np.arange(12, dtype=np.int64)
+    same = resample(x, 8000, 8000)
+    assert same.dtype == np.float64 and np.array_equal(same, x)
+    assert len(resample(np.zeros(300), 12000, 8000)) == 200
+    assert len(resample(np.zeros(300), 8000, 16000)) == 600
+
+
+def test_noise_gate_passes_a_value_exactly_at_the_gate():
+    from golden.frontend import noise_gate
+    p = FrontEndParams(n_mels=1, noise_gate_db=6.0, noise_rise_db=1.0)
+    # floor: 0, then min(7, 0 + 1) = 1; 7 is exactly 6 dB above it and passes; 6.5 does not
+    assert noise_gate(np.array([[0.0], [7.0]]), p).tolist() == [[-np.inf], [7.0]]
+    assert noise_gate(np.array([[0.0], [6.5]]), p).tolist() == [[-np.inf], [-np.inf]]
+    assert noise_gate(np.zeros((0, 3)), FrontEndParams(n_mels=3, noise_gate_db=6.0)).shape == (0, 3)
+
+
+def test_quantizer_release_and_floor():
+    from golden.frontend import quantize
+    p = FrontEndParams(n_mels=1, range_db=30.0, release_db=10.0, floor_db=-100.0)
+    # reference 0, then falls 10 dB a frame: -10, -20; level = floor((dB - ref + 30) * 15 / 30)
+    assert quantize(np.array([[0.0], [-30.0], [-30.0]]), p).tolist() == [[15], [5], [10]]
+    # the reference never falls below floor_db: -50 dB against a floor of -40 gives (-50 + 40 + 30) / 2 = 10
+    p = FrontEndParams(n_mels=2, range_db=30.0, release_db=10.0, floor_db=-40.0, feature_bits=4)
+    assert quantize(np.array([[-50.0, -100.0]]), p).tolist() == [[10, 0]]
+    # the reference is the loudest band of the frame; feature_bits sets the levels: 2 bits -> 0..3
+    p = FrontEndParams(n_mels=2, range_db=30.0, release_db=0.0, floor_db=-100.0, feature_bits=2)
+    assert quantize(np.array([[-10.0, 0.0], [0.0, -20.0]]), p).tolist() == [[2, 3], [3, 1]]
+    assert quantize(np.array([[-np.inf, 0.0]]), p).tolist() == [[0, 3]]
