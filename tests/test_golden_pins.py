@@ -633,3 +633,96 @@ def test_quantizer_release_and_floor():
     p = FrontEndParams(n_mels=2, range_db=30.0, release_db=0.0, floor_db=-100.0, feature_bits=2)
     assert quantize(np.array([[-10.0, 0.0], [0.0, -20.0]]), p).tolist() == [[2, 3], [3, 1]]
     assert quantize(np.array([[-np.inf, 0.0]]), p).tolist() == [[0, 3]]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# parameters from JSON, models, and the model file's remaining refusals
+
+
+def test_from_dict_names_the_class_and_refuses_a_non_list():
+    with pytest.raises(ParamError, match=r"^NetworkParams\.n_features is missing"):
+        NetworkParams.from_dict({"layers": [{"size": 2}], "readout": {"size": 2}})
+    with pytest.raises(ParamError, match=r"network\.layers must be a JSON list"):
+        NetworkParams.from_dict({"n_features": 2, "layers": {"size": 2}, "readout": {"size": 2}}, "network")
+    with pytest.raises(ParamError, match=r"NetworkParams\.readout\.size"):
+        NetworkParams.from_dict({"n_features": 2, "layers": [{"size": 2}], "readout": {"size": 1}})
+
+
+def test_whole_samples_tolerance():
+    FrontEndParams(win_ms=25.0 + 0.8e-9 / 8).validate()      # 0.8e-9 samples off: float noise, accepted
+    with pytest.raises(ParamError, match="whole number"):
+        FrontEndParams(win_ms=25.0 + 2e-9 / 8).validate()
+
+
+def test_random_model_uses_the_whole_weight_range_and_says_what_it_is():
+    m = random_model(seed=3)
+    assert sorted(np.unique(m.layers[0].w_rec).tolist()) == list(range(-8, 8))
+    assert m.meta["kind"] == "random" and m.meta["seed"] == 3
+    assert m.labels == tuple(str(c) for c in range(10))
+    assert (m.frontend.n_mels, m.frontend.feature_bits) == (32, 4)
+    assert m.total_weights() == 32 * 128 + 128 * 128 * 3 + 128 * 10
+    assert m.nonzero_weights() == sum(int(np.count_nonzero(w)) for w in m.matrices().values())
+    sparse = random_model(seed=3, density=0.25)
+    frac = sparse.nonzero_weights() / sparse.total_weights()
+    assert 0.2 < frac < 0.25                                      # a quarter kept, 1/16 of those drawn as 0
+    assert np.array_equal(random_model(seed=3).w_out, m.w_out)    # the seed chooses the model
+    assert random_model(seed=3, density=1.0).nonzero_weights() == m.nonzero_weights()
+
+
+def test_model_refuses_weights_that_are_not_arrays():
+    m = random_model(NetworkParams(n_features=2, layers=(LayerParams(size=2),), readout=ReadoutParams(size=2)))
+    with pytest.raises(ParamError, match=r"out\.w must have shape \(2, 2\), not list"):
+        m.replace(w_out=m.w_out.tolist()).validate()
+
+
+def test_model_file_writer_and_reader_refusals(tmp_path):
+    m = random_model(NetworkParams(n_features=2, layers=(LayerParams(size=2),), readout=ReadoutParams(size=2)))
+    with pytest.raises(ParamError):
+        model_to_bytes(m.replace(labels=("a",)))                 # an invalid model is never written
+    path = tmp_path / "a" / "b" / "m.npz"
+    assert save_model_twice(m, path) == path.stat().st_size
+    good = model_to_bytes(m)
+
+    def with_header(value):
+        z = np.load(io.BytesIO(good))
+        arrays = {k: z[k] for k in z.files}
+        arrays["header"] = value
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    h = np.load(io.BytesIO(good))["header"]
+    with pytest.raises(ModelFileError, match="1-D uint8"):
+        model_from_bytes(with_header(h.reshape(1, -1)))
+    with pytest.raises(ModelFileError, match="1-D uint8"):
+        model_from_bytes(with_header(h.astype(np.int16)))
+    with pytest.raises(ModelFileError, match="header.format"):
+        model_from_bytes(with_header(np.frombuffer(b"[1, 2]", dtype=np.uint8)))
+    for version in (0, 2, "1", None):
+        hd = json.loads(h.tobytes())
+        hd["version"] = version
+        with pytest.raises(ModelFileError, match="not supported"):
+            model_from_bytes(with_header(np.frombuffer(json.dumps(hd).encode(), dtype=np.uint8)))
+    assert model_from_bytes(with_header(h)).labels == m.labels
+
+
+def save_model_twice(m, path):
+    from golden.modelfile import save_model
+    save_model(m, path)
+    return save_model(m, path)     # a second save over the first
+
+
+def test_model_file_refuses_codes_wider_than_the_weights():
+    net = NetworkParams(n_features=1, weight_bits=6, layers=(LayerParams(size=2),), readout=ReadoutParams(size=2))
+    m = Model(net, [LayerWeights(np.array([[-32, 31]]), np.zeros((2, 2), dtype=np.int64))],
+              np.array([[1, 0], [0, -1]]), ("a", "b"), FrontEndParams(n_mels=1)).validate()
+    good = model_to_bytes(m)
+    z = np.load(io.BytesIO(good))
+    assert z["l0.w_in.nzval"].tolist() == [32, 31]               # 6-bit codes, one per byte
+    arrays = {k: z[k] for k in z.files}
+    arrays["l0.w_in.nzval"] = np.array([32 | 64, 31], dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with pytest.raises(ModelFileError, match="wider than 6 bits"):
+        model_from_bytes(buf.getvalue())
+    assert model_from_bytes(good).matrices()["l0.w_in"].tolist() == [[-32, 31]]
