@@ -353,6 +353,11 @@ def main(argv=None) -> int:
     os.chdir(root)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
+    spec = importlib.util.find_spec(args.package)
+    if spec is None or Path(spec.origin).resolve().parent != (root / args.package).resolve():
+        print(f"mutate: `import {args.package}` finds {spec.origin if spec else None}, not the package under {root}",
+              file=sys.stderr)
+        return 2
     modules = sorted(p.stem for p in (root / args.package).glob("*.py"))
     if args.module:
         wanted = [m.split(".")[-1] for m in args.module]
