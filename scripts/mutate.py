@@ -15,8 +15,9 @@ What it does
    the heavy third-party libraries (numpy, scipy, pytest, hypothesis ...) but nothing of the package. In the
    child an import hook serves the mutated module (compiled from the mutated AST, so line numbers are the
    file's own) in place of the file on disk; nothing on disk changes, so the workers share one tree. The child
-   runs ``pytest -x -q -p no:cacheprovider -m MARKER <files>``, the module's own test files first
-   (``tests/test_<module>.py`` and :data:`PRIMARY`), then all the others; a failing test kills the mutant.
+   runs ``pytest -x -q -p no:cacheprovider -m MARKER <files>`` on the module's own test files
+   (``tests/test_<module>.py`` and :data:`PRIMARY`) and, if none fails, a second child on all the other fast test
+   files (two runs only to save collecting every file for most mutants); a failing test kills the mutant.
    A child that runs longer than ``--timeout`` seconds (default: 3 x the baseline + 20 s) is killed and the
    mutant counted as **timeout** (detected, e.g. an endless loop, but reported apart from killed).
    Hypothesis runs with a fixed profile (derandomized, no example database, no shrinking), so a run is
@@ -330,10 +331,13 @@ def fast_test_files(root: Path, tests: str, marker: str, skip: list) -> list:
     return files
 
 
-def order_files(module: str, files: list) -> list:
+def stages(module: str, files: list) -> list:
+    """The test files of a module's mutants in two runs: its own test files first, then all the others (only
+    for a mutant that the first run does not kill). Together they are always every fast test file."""
     primary = [f"test_{module}.py"] + PRIMARY.get(module, [])
-    first = [f for p in primary for f in files if Path(f).name == p]
-    return list(dict.fromkeys(first + files))
+    first = list(dict.fromkeys(f for p in primary for f in files if Path(f).name == p))
+    rest = [f for f in files if f not in first]
+    return [s for s in (first, rest) if s]
 
 
 def main(argv=None) -> int:
@@ -403,23 +407,23 @@ def main(argv=None) -> int:
           f"{args.jobs} jobs", flush=True)
 
     results: dict[int, str] = {}
-    queue = list(range(len(mutants)))
-    running: dict[int, tuple[int, float]] = {}
+    queue = [(i, 0) for i in range(len(mutants))]      # (mutant, stage)
+    running: dict[int, tuple[int, float, int]] = {}
     start = time.monotonic()
     done = 0
     try:
         while queue or running:
             while queue and len(running) < max(1, args.jobs):
-                i = queue.pop(0)
+                i, stage = queue.pop(0)
                 mu = mutants[i]
-                log = str(logs / f"{mu.module}-{i}.log") if logs else None
-                pid = fork_run(root, args.package, order_files(mu.module, files), args.marker, mu,
+                log = str(logs / f"{mu.module}-{i}-{stage}.log") if logs else None
+                pid = fork_run(root, args.package, stages(mu.module, files)[stage], args.marker, mu,
                                sources[mu.module], log)
-                running[pid] = (i, time.monotonic())
+                running[pid] = (i, time.monotonic(), stage)
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 now = time.monotonic()
-                for p, (i, t) in list(running.items()):
+                for p, (i, t, _) in list(running.items()):
                     if now - t > timeout:
                         os.kill(p, signal.SIGKILL)
                         os.waitpid(p, 0)
@@ -430,8 +434,11 @@ def main(argv=None) -> int:
                 continue
             if pid not in running:
                 continue
-            i, _ = running.pop(pid)
+            i, _, stage = running.pop(pid)
             rc = os.waitstatus_to_exitcode(status)
+            if rc == 0 and stage + 1 < len(stages(mutants[i].module, files)):
+                queue.insert(0, (i, stage + 1))             # not killed by its own tests: now all the others
+                continue
             # pytest: 0 all passed, 1 a test failed, 2 interrupted (a collection error: the mutant broke an
             # import); a signal (negative) is a crash of the mutated code. Anything else is the tool's problem.
             results[i] = "survived" if rc == 0 else "killed" if rc in (1, 2) or rc < 0 else "error"
