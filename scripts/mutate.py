@@ -91,6 +91,12 @@ EQUIVALENT: dict[str, str] = {
         "every caller of _int (the validate() methods) ignores its return value; it only raises",
     "params:_num:`return float(value)` -> `return None`":
         "every caller of _num (FrontEndParams.validate) ignores its return value; it only raises",
+    # cycles._gen, dense branch: `nz.shape[:-1]` -> `nz.shape[:-0]` (= `[:0]`, the empty shape) makes a 0-d
+    # array of the same value n, which numpy broadcasts over (B, F) exactly where the full array would be
+    "cycles:_gen:`1` -> `0` in `return np.full(nz.shape[:-1], n, dtype=np.int64), np.full(nz.shape[:-1], n, d...`":
+        "0-d array of n broadcasts to the same (B, F) result as the full array of n",
+    "cycles:_gen:`1` -> `0` in `return np.full(nz.shape[:-1], n, dtype=np.int64), np.full(nz.shape[:-1], n, d...`#2":
+        "0-d array of n broadcasts to the same (B, F) result as the full array of n",
 }
 
 _BINOP = {ast.Add: [ast.Sub], ast.Sub: [ast.Add], ast.Mult: [ast.Div], ast.Div: [ast.Mult], ast.FloorDiv: [ast.Mult],
@@ -125,13 +131,18 @@ def _src(node) -> str:
 class _Lister:
     """Walks a module's AST and lists its mutants (in a fixed order)."""
 
-    def __init__(self, module: str):
+    def __init__(self, module: str, source: str = ""):
         self.module = module
+        self.lines = source.splitlines()
         self.mutants: list[Mutant] = []
         self.seen: dict[str, int] = {}
 
     def add(self, path, node, new, kind, stack, before=None, after=None):
         desc = f"`{before if before is not None else _src(node)}` -> `{after if after is not None else _src(new) if new is not None else 'pass'}`"
+        if isinstance(node, (ast.Constant, ast.Name, ast.Attribute, ast.UnaryOp)) and 0 < node.lineno <= len(self.lines):
+            # a small node: say where it is (the source line), so that the survivor can be found and reviewed
+            text = " ".join(self.lines[node.lineno - 1].split())
+            desc += f" in `{text if len(text) <= 80 else text[:77] + '...'}`"
         func = ".".join(stack) or "<module>"
         key = f"{self.module}:{func}:{desc}"
         n = self.seen.get(key, 0) + 1
@@ -218,7 +229,7 @@ class _Lister:
 
 
 def list_mutants(module: str, source: str) -> list[Mutant]:
-    lister = _Lister(module)
+    lister = _Lister(module, source)
     lister.walk(ast.parse(source))
     return lister.mutants
 
