@@ -97,6 +97,14 @@ EQUIVALENT: dict[str, str] = {
         "0-d array of n broadcasts to the same (B, F) result as the full array of n",
     "cycles:_gen:`1` -> `0` in `return np.full(nz.shape[:-1], n, dtype=np.int64), np.full(nz.shape[:-1], n, d...`#2":
         "0-d array of n broadcasts to the same (B, F) result as the full array of n",
+    "frontend:_filterbank:`16` -> `17` in `@lru_cache(maxsize=16)`": "the cache's size changes no result",
+    "frontend:_filterbank:`16` -> `15` in `@lru_cache(maxsize=16)`": "the cache's size changes no result",
+    "frontend:log_mel:`len(x) < win` -> `len(x) <= win`":
+        "at len(x) == win the padding appended is np.zeros(0): the same samples",
+    "model:random_model:`1.0` -> `2.0` in `def random_model(network: NetworkParams | None = None, seed: int = 0, density...`":
+        "a default density of 2.0 takes the same path as 1.0 (`density < 1.0` is false for both: nothing zeroed)",
+    "model:random_model.draw:`rng.random(shape) >= density` -> `rng.random(shape) > density`":
+        "the draws are continuous: a draw equal to density has probability 0 (and none occurs for the seeds used)",
 }
 
 _BINOP = {ast.Add: [ast.Sub], ast.Sub: [ast.Add], ast.Mult: [ast.Div], ast.Div: [ast.Mult], ast.FloorDiv: [ast.Mult],

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from golden.arith import IntFormat
-from golden.events import frame_events
+from golden.events import EventFormat, frame_events
 from golden.frontend import mel_filterbank
 from golden.model import LayerWeights, Model, random_model
 from golden.modelfile import FORMAT, VERSION, ModelFileError, load_model, model_from_bytes, model_to_bytes
@@ -514,7 +514,7 @@ def test_signed_bits_for_is_at_least_two():
 
 @pytest.mark.parametrize("make", [
     lambda: IntFormat(4, True), lambda: LayerParams(size=2), lambda: ReadoutParams(size=2), default_network,
-    FrontEndParams, HardwareParams,
+    FrontEndParams, HardwareParams, lambda: EventFormat(4, 4, 2),
 ])
 def test_parameter_objects_are_frozen(make):
     obj = make()
@@ -726,3 +726,24 @@ def test_model_file_refuses_codes_wider_than_the_weights():
     with pytest.raises(ModelFileError, match="wider than 6 bits"):
         model_from_bytes(buf.getvalue())
     assert model_from_bytes(good).matrices()["l0.w_in"].tolist() == [[-32, 31]]
+
+
+@pytest.mark.parametrize("weight_bits", [3, 5])
+def test_model_file_round_trip_at_the_nibble_boundary(weight_bits):
+    """Up to 4 bits two codes share a byte; from 5 bits each code has its own."""
+    net = NetworkParams(n_features=3, weight_bits=weight_bits, layers=(LayerParams(size=5),),
+                        readout=ReadoutParams(size=2))
+    m = random_model(net, seed=weight_bits, density=0.7)
+    data = model_to_bytes(m)
+    n = int(np.count_nonzero(m.layers[0].w_in))
+    assert len(np.load(io.BytesIO(data))["l0.w_in.nzval"]) == (n if weight_bits > 4 else (n + 1) // 2)
+    back = model_from_bytes(data)
+    for k, w in m.matrices().items():
+        assert np.array_equal(back.matrices()[k], w), k
+
+
+def test_random_model_defaults_and_density():
+    m = random_model()
+    assert m.meta["seed"] == 0 and m.nonzero_weights() == random_model(seed=0, density=1.0).nonzero_weights()
+    frac = random_model(seed=1, density=0.6).nonzero_weights() / m.total_weights()
+    assert abs(frac - 0.6 * 15 / 16) < 0.02           # 60 % kept, 1/16 of those drawn as 0
