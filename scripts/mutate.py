@@ -104,7 +104,11 @@ EQUIVALENT: dict[str, str] = {
     "model:random_model:`1.0` -> `2.0` in `def random_model(network: NetworkParams | None = None, seed: int = 0, density...`":
         "a default density of 2.0 takes the same path as 1.0 (`density < 1.0` is false for both: nothing zeroed)",
     "model:random_model.draw:`rng.random(shape) >= density` -> `rng.random(shape) > density`":
-        "the draws are continuous: a draw equal to density has probability 0 (and none occurs for the seeds used)",
+        "the draws are uniform floats in [0, 1): one equal to density has probability about 2**-53 per weight",
+    "modelfile:model_to_bytes:`1` -> `2` in `flat = w.reshape(-1)`":
+        "numpy (2.x) reads any negative size in reshape as 'the rest': reshape(-2) == reshape(-1)",
+    'modelfile:model_from_bytes:`0` -> `1` in `shell = Model(net, [], np.zeros(0), tuple(header["labels"]), fe, header["meta"])`':
+        "the shell model is used only for expected_shapes(), which never reads its w_out",
 }
 
 _BINOP = {ast.Add: [ast.Sub], ast.Sub: [ast.Add], ast.Mult: [ast.Div], ast.Div: [ast.Mult], ast.FloorDiv: [ast.Mult],

@@ -747,3 +747,16 @@ def test_random_model_defaults_and_density():
     assert m.meta["seed"] == 0 and m.nonzero_weights() == random_model(seed=0, density=1.0).nonzero_weights()
     frac = random_model(seed=1, density=0.6).nonzero_weights() / m.total_weights()
     assert abs(frac - 0.6 * 15 / 16) < 0.02           # 60 % kept, 1/16 of those drawn as 0
+
+
+def test_model_file_refuses_labels_that_are_not_a_list():
+    m = random_model(NetworkParams(n_features=2, layers=(LayerParams(size=2),), readout=ReadoutParams(size=2)))
+    z = np.load(io.BytesIO(model_to_bytes(m)))
+    arrays = {k: z[k] for k in z.files}
+    h = json.loads(arrays["header"].tobytes())
+    h["labels"] = "01"
+    arrays["header"] = np.frombuffer(json.dumps(h).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with pytest.raises(ModelFileError, match="labels must be a list"):
+        model_from_bytes(buf.getvalue())
