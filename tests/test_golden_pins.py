@@ -760,3 +760,9 @@ def test_model_file_refuses_labels_that_are_not_a_list():
     np.savez(buf, **arrays)
     with pytest.raises(ModelFileError, match="labels must be a list"):
         model_from_bytes(buf.getvalue())
+
+
+def test_exact_limit_is_the_documented_two_to_the_52():
+    from golden.params import EXACT_LIMIT
+    assert EXACT_LIMIT == 2 ** 52            # golden.network: "validate() bounds every sum below 2**52"
+    assert float(EXACT_LIMIT - 1) == EXACT_LIMIT - 1 and float(-EXACT_LIMIT + 1) == -EXACT_LIMIT + 1
