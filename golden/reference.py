@@ -8,7 +8,8 @@ classes (``state_format``, ``feature_format``). It reads only the plain fields o
 weights of :class:`golden.model.Model`, and writes every operation out again, differently where it can:
 
 * the leak is ``v - v // 2**k`` (Python's ``//`` on ints is floor division, i.e. the arithmetic shift);
-* saturation compares with explicit bounds ``-(2**(b-1))`` and ``2**(b-1) - 1`` computed from ``state_bits``;
+* saturation takes the middle one of ``-(2**(b-1))``, ``v`` and ``2**(b-1) - 1`` (bounds computed from
+  ``state_bits``);
 * the events of a frame come from a plain loop over the sources (one event per distinct non-zero value);
 * the input check is its own loop over the values.
 
@@ -64,21 +65,18 @@ def _leak(v: int, k: int) -> int:
 
 
 def _clamp(v: int, bits: int) -> int:
+    """The middle one of (lowest, v, highest): v clamped to the signed ``bits``-bit range."""
     lowest = -(2 ** (bits - 1))
     highest = 2 ** (bits - 1) - 1
-    if v < lowest:
-        return lowest
-    if v > highest:
-        return highest
-    return v
+    return sorted((lowest, v, highest))[1]
 
 
-def _events(activity: list) -> list:
+def _events(activity: list, sources: int) -> list:
     """``activity[t][i]`` -> [(i, payload, mask)]: for each source i (ascending) and each distinct non-zero value
     (ascending), one event whose mask has bit t set where the source takes that value."""
     steps = len(activity)
     events = []
-    for i in range(len(activity[0]) if steps else 0):
+    for i in range(sources):
         values = []
         for t in range(steps):
             p = activity[t][i]
@@ -126,8 +124,8 @@ def run_reference(model: Model, frames) -> dict:
         for l, lp in enumerate(net.layers):
             cnt = dict.fromkeys(COUNTER_NAMES, 0)
             acc = [[0] * lp.size for _ in range(T)]
-            integrate(_events(activity), w_in[l], lp.in_shift, acc, cnt, "in_events")
-            integrate(_events(s_prev[l]), w_rec[l], lp.rec_shift, acc, cnt, "rec_events")
+            integrate(_events(activity, len(w_in[l])), w_in[l], lp.in_shift, acc, cnt, "in_events")
+            integrate(_events(s_prev[l], lp.size), w_rec[l], lp.rec_shift, acc, cnt, "rec_events")
             spikes = [[0] * lp.size for _ in range(T)]
             for j in range(lp.size):
                 cnt["state_reads"] += 1
@@ -150,7 +148,7 @@ def run_reference(model: Model, frames) -> dict:
             frame_counts.append(cnt)
         cnt = dict.fromkeys(COUNTER_NAMES, 0)
         acc = [[0] * net.readout.size for _ in range(T)]
-        integrate(_events(activity), w_out, net.readout.in_shift, acc, cnt, "in_events")
+        integrate(_events(activity, len(w_out)), w_out, net.readout.in_shift, acc, cnt, "in_events")
         for c in range(net.readout.size):
             cnt["state_reads"] += 1
             total = 0
@@ -162,8 +160,8 @@ def run_reference(model: Model, frames) -> dict:
         frame_counts.append(cnt)
         out["counters"].append(frame_counts)
     best = 0
-    for c in range(1, len(u)):
-        if u[c] > u[best]:
+    for c, value in enumerate(u):
+        if value > u[best]:
             best = c
     out["decision"] = best
     return out

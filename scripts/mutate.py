@@ -121,6 +121,19 @@ EQUIVALENT: dict[str, str] = {
         "count_events of a (B, T, N) activity is (B, N): axis 1 is axis -1",
     'network:run_batch.count:`-1` -> `1` in `c["weight_reads"] = c["weight_reads"] + ev_rec.sum(-1) * n_out`':
         "count_events of a (B, T, N) activity is (B, N): axis 1 is axis -1",
+    "params:_from_json:`isinstance(kind, type) and issubclass(kind, _Json)` -> `isinstance(kind, type) or "
+    "issubclass(kind, _Json)`":
+        "every kind that reaches this line is a _Json class (the field types are None, tuples, enums handled above, "
+        "or _Json classes), for which `and` and `or` agree",
+    "params:_from_json:`return v` -> `return None`#2":
+        "the last line of _from_json is reached by no field type (see the previous entry)",
+    "params:FrontEndParams.validate:`abs(samples - round(samples)) > 1e-09` -> `abs(samples - round(samples)) >= 1e-09`":
+        "differs only when a float rounding error is exactly 1e-9 samples, which no duration/rate product gives",
+    "params:FrontEndParams.validate:`self.sample_rate / 2` -> `self.sample_rate * 2`":
+        "fmin_hz's upper bound is implied by fmin_hz < fmax_hz <= sample_rate / 2 (checked just after): a higher "
+        "fmin_hz is refused by that check, naming fmin_hz too",
+    'params:FrontEndParams.validate:`2` -> `1` in `_num(f"{where}.fmin_hz", self.fmin_hz, 0.0, self.sample_rate / 2)`':
+        "as the previous entry: fmin_hz above sample_rate / 2 is refused by fmin_hz < fmax_hz <= sample_rate / 2",
 }
 
 _BINOP = {ast.Add: [ast.Sub], ast.Sub: [ast.Add], ast.Mult: [ast.Div], ast.Div: [ast.Mult], ast.FloorDiv: [ast.Mult],

@@ -56,6 +56,9 @@ def test_reference_hand_cases():
     assert ref_spikes(tiny(), np.full((7, 1), 3)) == [0, 0, 0, 1, 0, 0, 1]
     # zero: 3 6 9 12 fires (0) 3 6 9 12 fires
     assert ref_spikes(tiny(reset=ResetMode.ZERO), np.full((8, 1), 3)) == [0, 0, 0, 1, 0, 0, 0, 1]
+    # zero, not -1: 5 10 fires (0) 5 10 fires (reset to -1 would give 4 9 14)
+    assert ref_spikes(tiny(reset=ResetMode.ZERO), np.full((5, 1), 5)) == [0, 1, 0, 1, 0]
+    assert ref_spikes(tiny(), np.full((5, 1), 5)) == [0, 1, 0, 1, 0]
     # leak 1 before integrating 6: 6, 9, 11 fires (1), 1 - 0 + 6 = 7, 7 - 3 + 6 = 10 fires (0), 6
     assert ref_spikes(tiny(leak_shift=1), np.full((6, 1), 6)) == [0, 0, 1, 0, 1, 0]
     # the leak of a negative potential: -7 - floor(-7 / 2) = -7 + 4 = -3 (a truncating shift would give -4)
