@@ -22,6 +22,9 @@ What it does
    mutant counted as **timeout** (detected, e.g. an endless loop, but reported apart from killed).
    Hypothesis runs with a fixed profile (derandomized, no example database, no shrinking), so a run is
    repeatable.
+   Each child has a ``--basetemp`` of its own. A child that ends with another pytest status (3: internal error,
+   4: usage, 5: no tests) or an exception of its own is run once more (its output kept in
+   ``build/report/mutate-errors/``) and, failing again, counted as **error**: not killed.
 5. Writes ``build/report/mutate.json``: ``total``, ``killed``, ``survived``, ``timeout``, ``error``,
    ``score = (killed + timeout) / total``, figures per module, and every survivor (file, line, function,
    description) for review.
@@ -58,9 +61,11 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,7 +331,7 @@ def _hypothesis_profile():
 
 
 def _child(root: Path, package: str, files: list, marker: str, mutant: Mutant | None, source: str | None,
-           log: str | None) -> int:
+           log: str | None, basetemp: str) -> int:
     """In a forked child: install the mutant, run pytest, return its exit status."""
     fd = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
@@ -344,7 +349,10 @@ def _child(root: Path, package: str, files: list, marker: str, mutant: Mutant | 
     import pytest
     # the parent imported hypothesis (a pytest plugin) before pytest started, which pytest warns about; with
     # filterwarnings = error that warning would fail the run, so it alone is ignored
+    # --basetemp: a tmp_path folder of its own, so that no other pytest run on the machine (another job, another
+    # user) races with it over the shared numbered folders under /tmp/pytest-of-<user>
     return int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                            f"--basetemp={basetemp}",
                             "-m", marker, *files]))
 
 
@@ -442,9 +450,12 @@ def main(argv=None) -> int:
     if logs:
         logs.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    pid = fork_run(root, args.package, files, args.marker, None, None, str(logs / "baseline.log") if logs else None)
+    tmp_root = Path(tempfile.mkdtemp(prefix="mutate-"))
+    pid = fork_run(root, args.package, files, args.marker, None, None, str(logs / "baseline.log") if logs else None,
+                   str(tmp_root / "baseline"))
     _, status = os.waitpid(pid, 0)
     baseline_s = time.monotonic() - t0
+    shutil.rmtree(tmp_root / "baseline", ignore_errors=True)
     if os.waitstatus_to_exitcode(status) != 0:
         print(f"mutate: the unmutated fast tests fail (pytest exit status {os.waitstatus_to_exitcode(status)}); "
               "fix them first (rerun with --logs DIR to see the output)", file=sys.stderr)
@@ -455,6 +466,8 @@ def main(argv=None) -> int:
           f"{args.jobs} jobs", flush=True)
 
     results: dict[int, str] = {}
+    retried: set[int] = set()
+    errors_dir = (root / args.out).parent / "mutate-errors"
     queue = [(i, 0) for i in range(len(mutants))]      # (mutant, stage)
     running: dict[int, tuple[int, float, int]] = {}
     start = time.monotonic()
@@ -465,8 +478,11 @@ def main(argv=None) -> int:
                 i, stage = queue.pop(0)
                 mu = mutants[i]
                 log = str(logs / f"{mu.module}-{i}-{stage}.log") if logs else None
+                if i in retried and not logs:   # a second try after an error: keep its output
+                    errors_dir.mkdir(parents=True, exist_ok=True)
+                    log = str(errors_dir / f"{mu.module}-{i}-{stage}.log")
                 pid = fork_run(root, args.package, stages(mu.module, files)[stage], args.marker, mu,
-                               sources[mu.module], log)
+                               sources[mu.module], log, str(tmp_root / f"{i}-{stage}"))
                 running[pid] = (i, time.monotonic(), stage)
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
@@ -475,6 +491,7 @@ def main(argv=None) -> int:
                     if now - t > timeout:
                         os.kill(p, signal.SIGKILL)
                         os.waitpid(p, 0)
+                        shutil.rmtree(tmp_root / f"{i}-{running[p][2]}", ignore_errors=True)
                         del running[p]
                         results[i] = "timeout"
                         done += 1
@@ -483,7 +500,14 @@ def main(argv=None) -> int:
             if pid not in running:
                 continue
             i, _, stage = running.pop(pid)
+            shutil.rmtree(tmp_root / f"{i}-{stage}", ignore_errors=True)
             rc = os.waitstatus_to_exitcode(status)
+            if rc >= 0 and rc not in (0, 1, 2) and i not in retried:
+                retried.add(i)                              # the tool's or pytest's own trouble: try once more
+                print(f"  exit status {rc} for {mutants[i].module}:{mutants[i].line} {mutants[i].description}; "
+                      "running it again", flush=True)
+                queue.insert(0, (i, stage))
+                continue
             if rc == 0 and stage + 1 < len(stages(mutants[i].module, files)):
                 queue.insert(0, (i, stage + 1))             # not killed by its own tests: now all the others
                 continue
@@ -502,6 +526,7 @@ def main(argv=None) -> int:
     finally:
         for p in running:
             os.kill(p, signal.SIGKILL)
+        shutil.rmtree(tmp_root, ignore_errors=True)
     wall = time.monotonic() - start
 
     def figures(idx):

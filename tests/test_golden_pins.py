@@ -187,55 +187,56 @@ def _layer(**kw):
 
 
 RANGES = [
-    # (make(value), lowest accepted, highest accepted, a step beyond)
-    (lambda v: _layer().__class__(size=v), 1, 4096, 1),
-    (lambda v: _layer(state_bits=v, threshold=1, leak_shift=0), 2, 32, 1),
-    (lambda v: _layer(state_bits=8, threshold=v), 1, 127, 1),
-    (lambda v: _layer(state_bits=8, leak_shift=v), 0, 7, 1),
-    (lambda v: _layer(in_shift=v), 0, 16, 1),
-    (lambda v: _layer(rec_shift=v), 0, 16, 1),
-    (lambda v: ReadoutParams(size=v), 2, 256, 1),
-    (lambda v: ReadoutParams(size=2, state_bits=v), 2, 32, 1),
-    (lambda v: ReadoutParams(size=2, in_shift=v), 0, 16, 1),
-    (lambda v: dataclasses.replace(default_network(), n_features=v), 1, 4096, 1),
-    (lambda v: dataclasses.replace(default_network(), feature_bits=v), 1, 16, 1),
-    (lambda v: dataclasses.replace(default_network(), time_steps=v), 1, 4, 1),
-    (lambda v: dataclasses.replace(default_network(), weight_bits=v), 2, 8, 1),
-    (lambda v: dataclasses.replace(default_network(), layers=(LayerParams(size=2),) * v), 1, 8, 1, "1..8 layers"),
-    (lambda v: FrontEndParams(sample_rate=v, fmax_hz=2000.0), 4000, 96000, 1),
-    (lambda v: FrontEndParams(n_mels=v), 1, 256, 1),
-    (lambda v: FrontEndParams(win_ms=v), 1.0, 200.0, 0.5),
-    (lambda v: FrontEndParams(hop_ms=v), 1.0, 200.0, 0.5),
-    (lambda v: FrontEndParams(fmin_hz=v), 0.0, 3999.0, None),
-    (lambda v: FrontEndParams(fmin_hz=0.0, fmax_hz=v), 0.5, 4000.0, None),   # refusals: test_fmin_must_be_below_fmax
-    (lambda v: FrontEndParams(feature_bits=v), 1, 16, 1),
-    (lambda v: FrontEndParams(range_db=v), 1.0, 150.0, 0.5),
-    (lambda v: FrontEndParams(release_db=v), 0.0, 100.0, 0.5),
-    (lambda v: FrontEndParams(floor_db=v), -200.0, 200.0, 0.5),
-    (lambda v: FrontEndParams(noise_gate_db=v), 0.0, 100.0, 0.5),
-    (lambda v: FrontEndParams(noise_rise_db=v), 0.0, 100.0, 0.5),
-    (lambda v: HardwareParams(pe_count=v), 1, 256, 1),
-    (lambda v: HardwareParams(time_steps=v), 1, 4, 1),
-    (lambda v: HardwareParams(max_features=v), 1, 4096, 1),
-    (lambda v: HardwareParams(max_neurons=v), 1, 4096, 1),
-    (lambda v: HardwareParams(max_classes=v), 2, 256, 1),
-    (lambda v: HardwareParams(max_layers=v), 1, 8, 1),
-    (lambda v: HardwareParams(weight_bits=v), 2, 8, 1),
-    (lambda v: HardwareParams(max_state_bits=v), 2, 32, 1),
-    (lambda v: HardwareParams(max_feature_bits=v), 1, 16, 1),
-    (lambda v: HardwareParams(scan_width=v), 1, 64, 1),
+    # (field, make(value), lowest accepted, highest accepted, a step beyond[, what the refusal says])
+    ("size", lambda v: LayerParams(size=v), 1, 4096, 1),
+    ("state_bits", lambda v: _layer(state_bits=v, threshold=1, leak_shift=0), 2, 32, 1),
+    ("threshold", lambda v: _layer(state_bits=8, threshold=v), 1, 127, 1),
+    ("leak_shift", lambda v: _layer(state_bits=8, leak_shift=v), 0, 7, 1),
+    ("in_shift", lambda v: _layer(in_shift=v), 0, 16, 1),
+    ("rec_shift", lambda v: _layer(rec_shift=v), 0, 16, 1),
+    ("size", lambda v: ReadoutParams(size=v), 2, 256, 1),
+    ("state_bits", lambda v: ReadoutParams(size=2, state_bits=v), 2, 32, 1),
+    ("in_shift", lambda v: ReadoutParams(size=2, in_shift=v), 0, 16, 1),
+    ("n_features", lambda v: dataclasses.replace(default_network(), n_features=v), 1, 4096, 1),
+    ("feature_bits", lambda v: dataclasses.replace(default_network(), feature_bits=v), 1, 16, 1),
+    ("time_steps", lambda v: dataclasses.replace(default_network(), time_steps=v), 1, 4, 1),
+    ("weight_bits", lambda v: dataclasses.replace(default_network(), weight_bits=v), 2, 8, 1),
+    ("layers", lambda v: dataclasses.replace(default_network(), layers=(LayerParams(size=2),) * v), 1, 8, 1, "1..8 layers"),
+    ("sample_rate", lambda v: FrontEndParams(sample_rate=v, fmax_hz=2000.0), 4000, 96000, 1),
+    ("n_mels", lambda v: FrontEndParams(n_mels=v), 1, 256, 1),
+    ("win_ms", lambda v: FrontEndParams(win_ms=v), 1.0, 200.0, 0.5),
+    ("hop_ms", lambda v: FrontEndParams(hop_ms=v), 1.0, 200.0, 0.5),
+    ("fmin_hz", lambda v: FrontEndParams(fmin_hz=v), 0.0, 3999.0, None),
+    ("fmax_hz", lambda v: FrontEndParams(fmin_hz=0.0, fmax_hz=v), 0.5, 4000.0, None),   # refusals: test_fmin_must_be_below_fmax
+    ("feature_bits", lambda v: FrontEndParams(feature_bits=v), 1, 16, 1),
+    ("range_db", lambda v: FrontEndParams(range_db=v), 1.0, 150.0, 0.5),
+    ("release_db", lambda v: FrontEndParams(release_db=v), 0.0, 100.0, 0.5),
+    ("floor_db", lambda v: FrontEndParams(floor_db=v), -200.0, 200.0, 0.5),
+    ("noise_gate_db", lambda v: FrontEndParams(noise_gate_db=v), 0.0, 100.0, 0.5),
+    ("noise_rise_db", lambda v: FrontEndParams(noise_rise_db=v), 0.0, 100.0, 0.5),
+    ("pe_count", lambda v: HardwareParams(pe_count=v), 1, 256, 1),
+    ("time_steps", lambda v: HardwareParams(time_steps=v), 1, 4, 1),
+    ("max_features", lambda v: HardwareParams(max_features=v), 1, 4096, 1),
+    ("max_neurons", lambda v: HardwareParams(max_neurons=v), 1, 4096, 1),
+    ("max_classes", lambda v: HardwareParams(max_classes=v), 2, 256, 1),
+    ("max_layers", lambda v: HardwareParams(max_layers=v), 1, 8, 1),
+    ("weight_bits", lambda v: HardwareParams(weight_bits=v), 2, 8, 1),
+    ("max_state_bits", lambda v: HardwareParams(max_state_bits=v), 2, 32, 1),
+    ("max_feature_bits", lambda v: HardwareParams(max_feature_bits=v), 1, 16, 1),
+    ("scan_width", lambda v: HardwareParams(scan_width=v), 1, 64, 1),
 ]
 
 
-@pytest.mark.parametrize("row", RANGES)
+@pytest.mark.parametrize("row", RANGES, ids=[r[0] for r in RANGES])
 def test_parameter_range_ends(row):
-    make, lo, hi, step = row[:4]
+    field, make, lo, hi, step = row[:5]
     for v in (lo, hi):
         obj = make(v)
         assert obj.validate() is obj
     for v in ((lo - step, hi + step) if step else ()):
         # the refusal must be this field's own range check, not another check that the value upsets
-        with pytest.raises(ParamError, match=row[4] if len(row) > 4 else rf"\.\w+ must be in \S+, not {re.escape(str(v))}$"):
+        with pytest.raises(ParamError, match=row[5] if len(row) > 5 else
+                           rf"\.{field} must be in \S+, not {re.escape(str(v))}$"):
             make(v).validate()
 
 
@@ -430,8 +431,9 @@ def test_model_file_refuses_a_nonzero_padding_nibble_and_stray_bitmap_bits():
 
     z = np.load(io.BytesIO(good))
     assert z["l0.w_in.nzval"].tolist() == [0x1 | 0xF << 4, 0x3]
-    with pytest.raises(ModelFileError, match="padding nibble"):
-        model_from_bytes(rewrite("l0.w_in.nzval", [0x1 | 0xF << 4, 0x3 | 0x5 << 4]))
+    for pad in (0x5, 0x1):
+        with pytest.raises(ModelFileError, match="padding nibble"):
+            model_from_bytes(rewrite("l0.w_in.nzval", [0x1 | 0xF << 4, 0x3 | pad << 4]))
     with pytest.raises(ModelFileError, match="past the end"):
         model_from_bytes(rewrite("l0.w_in.nzmask", [0b11110000]))
     with pytest.raises(ModelFileError, match="nzmask has 2 bytes, expected 1"):
@@ -719,20 +721,22 @@ def save_model_twice(m, path):
     return save_model(m, path)     # a second save over the first
 
 
-def test_model_file_refuses_codes_wider_than_the_weights():
-    net = NetworkParams(n_features=1, weight_bits=6, layers=(LayerParams(size=2),), readout=ReadoutParams(size=2))
-    m = Model(net, [LayerWeights(np.array([[-32, 31]]), np.zeros((2, 2), dtype=np.int64))],
+@pytest.mark.parametrize("bits", [5, 6])
+def test_model_file_refuses_codes_wider_than_the_weights(bits):
+    net = NetworkParams(n_features=1, weight_bits=bits, layers=(LayerParams(size=2),), readout=ReadoutParams(size=2))
+    top = 1 << (bits - 1)
+    m = Model(net, [LayerWeights(np.array([[-top, top - 1]]), np.zeros((2, 2), dtype=np.int64))],
               np.array([[1, 0], [0, -1]]), ("a", "b"), FrontEndParams(n_mels=1)).validate()
     good = model_to_bytes(m)
     z = np.load(io.BytesIO(good))
-    assert z["l0.w_in.nzval"].tolist() == [32, 31]               # 6-bit codes, one per byte
+    assert z["l0.w_in.nzval"].tolist() == [top, top - 1]         # codes one per byte
     arrays = {k: z[k] for k in z.files}
-    arrays["l0.w_in.nzval"] = np.array([32 | 64, 31], dtype=np.uint8)
+    arrays["l0.w_in.nzval"] = np.array([top | 1 << bits, top - 1], dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    with pytest.raises(ModelFileError, match="wider than 6 bits"):
+    with pytest.raises(ModelFileError, match=f"wider than {bits} bits"):
         model_from_bytes(buf.getvalue())
-    assert model_from_bytes(good).matrices()["l0.w_in"].tolist() == [[-32, 31]]
+    assert model_from_bytes(good).matrices()["l0.w_in"].tolist() == [[-top, top - 1]]
 
 
 @pytest.mark.parametrize("weight_bits", [3, 5])
