@@ -541,6 +541,9 @@ def main(argv=None) -> int:
                        "function": mutants[i].function, "kind": mutants[i].kind,
                        "description": mutants[i].description, "key": mutants[i].key}
                       for i in range(len(mutants)) if results[i] in ("survived", "error")],
+        "timeouts": [{"file": f"{args.package}/{mutants[i].module}.py", "line": mutants[i].line,
+                      "function": mutants[i].function, "description": mutants[i].description}
+                     for i in range(len(mutants)) if results[i] == "timeout"],
         "excluded_equivalent": [{"key": mu.key, "line": mu.line, "reason": EQUIVALENT[mu.key]} for mu in excluded],
         "tests": files, "marker": args.marker, "jobs": args.jobs, "timeout_s": round(timeout, 1),
         "baseline_s": round(baseline_s, 1), "wall_s": round(wall, 1), "limit": args.limit,
