@@ -30,8 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def two_input_model(threshold=10, state_bits=8, readout_bits=8):
-    """2 features -> 1 neuron (w_in = [-5, +5], no leak) -> readout: class 0 gets -3 per spike... class 1 +1.
-    The readout is fed by the layer's spikes; a second path is not needed."""
+    """2 features -> 1 neuron (w_in = [-5, +5], no leak) -> readout: each spike adds -3 to class 0, +1 to class 1."""
     net = NetworkParams(n_features=2, feature_bits=4, weight_bits=8,
                         layers=(LayerParams(size=1, state_bits=state_bits, threshold=threshold, leak_shift=0),),
                         readout=ReadoutParams(size=2, state_bits=readout_bits))
