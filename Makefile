@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?= -n 2
 SIM_ARGS ?=
 TRAIN_ARGS ?=
+MUTATE_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all sim test train bench lint synth report regress tools venv clean help
+.PHONY: all sim test train bench lint synth report regress mutate tools venv clean help
 
 help:
 	@echo "make sim    - the main job: FSDD test speech through golden and the RTL on Icarus and Verilator, compared"
@@ -22,6 +23,8 @@ help:
 	@echo "make synth  - Yosys: generic cells, transistors, sky130 area, iCE40 LUT/FF (build/report/synth.json)"
 	@echo "make report - efficiency report beside seed 004 (after make sim + make synth): build/report/report.md"
 	@echo "make test   - the test suite (what CI runs)"
+	@echo "make mutate - mutation testing of golden/ against the fast tests (build/report/mutate.json; ~30 min on 2 cores)"
+	@echo "              (MUTATE_ARGS: --module arith, --jobs N, --list; see scripts/mutate.py)"
 	@echo "make train  - retrain the shipped models from scratch (seeded; writes models/, models/train.json, build/report/)"
 	@echo "make venv   - only create .venv and install the project"
 	@echo "make clean  - remove build/ and .venv/"
@@ -57,6 +60,9 @@ regress: $(STAMP) tools
 
 lint: $(STAMP) tools
 	$(BIN)/python -m rtl.lint
+
+mutate: $(STAMP)
+	$(BIN)/python scripts/mutate.py $(MUTATE_ARGS)
 
 train: $(STAMP)
 	$(BIN)/rsnn train $(TRAIN_ARGS)
