@@ -112,7 +112,7 @@ EQUIVALENT: dict[str, str] = {
         "the draws are uniform floats in [0, 1): one equal to density has probability about 2**-53 per weight",
     "modelfile:model_to_bytes:`1` -> `2` in `flat = w.reshape(-1)`":
         "numpy (2.x) reads any negative size in reshape as 'the rest': reshape(-2) == reshape(-1)",
-    'modelfile:model_from_bytes:`0` -> `1` in `shell = Model(net, [], np.zeros(0), tuple(header["labels"]), fe, header["meta"])`':
+    'modelfile:_from_zip:`0` -> `1` in `shell = Model(net, [], np.zeros(0), tuple(header["labels"]), fe, header["meta"])`':
         "the shell model is used only for expected_shapes(), which never reads its w_out",
     "network:run:`0` -> `-1` in `return run_batch(model, [frames])[0]`":
         "a batch of one utterance: item 0 is item -1",
