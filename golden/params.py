@@ -380,6 +380,19 @@ class HardwareParams(_Json):
     scan_width : int
         Sources the event generator's find-first-set looks at per cycle: a group of ``scan_width`` sources
         costs one cycle per event in it, or one cycle when it holds none (what a zero costs).
+    weight_blocks : int
+        Capacity of the block-sparse weight memory of the configurable core (``rtl/core.py``): stored blocks of
+        ``pe_count`` weights (see :mod:`golden.sparse`).
+    index_rows : int
+        Capacity of its row-pointer (index) memory: one entry per source row of every matrix of a model.
+    acc_bits : int
+        Width of its accumulators; a model runs when every layer's exact sum range
+        (:meth:`NetworkParams.acc_bits`) fits.
+    max_shift : int
+        Largest input / recurrent / readout power-of-two shift its datapath applies.
+
+    The last four are used only by the configurable core (``rtl/core.py``); the model-specific accelerator of
+    ``rtl/accel.py`` sizes those memories from its model at elaboration.
     """
 
     pe_count: int = 16
@@ -392,6 +405,10 @@ class HardwareParams(_Json):
     max_state_bits: int = 24
     max_feature_bits: int = 8
     scan_width: int = 16
+    weight_blocks: int = 4096
+    index_rows: int = 1088
+    acc_bits: int = 20
+    max_shift: int = 7
 
     def validate(self, where: str = "hardware") -> "HardwareParams":
         _int(f"{where}.pe_count", self.pe_count, 1, 256)
@@ -404,6 +421,10 @@ class HardwareParams(_Json):
         _int(f"{where}.max_state_bits", self.max_state_bits, 2, 32)
         _int(f"{where}.max_feature_bits", self.max_feature_bits, 1, 16)
         _int(f"{where}.scan_width", self.scan_width, 1, 64)
+        _int(f"{where}.weight_blocks", self.weight_blocks, 1, 1 << 20)
+        _int(f"{where}.index_rows", self.index_rows, 1, 1 << 16)
+        _int(f"{where}.acc_bits", self.acc_bits, 2, 48)
+        _int(f"{where}.max_shift", self.max_shift, 0, 16)
         return self
 
     def check(self, net: NetworkParams) -> None:

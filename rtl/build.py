@@ -20,18 +20,42 @@ from golden.params import HardwareParams, NetworkParams  # noqa: E402
 
 from .accel import Accelerator  # noqa: E402
 
-__all__ = ["TOP", "generate_verilog", "build_verilog"]
+__all__ = ["TOP", "CORE_TOP", "generate_verilog", "build_verilog", "build_core_verilog"]
 
 TOP = "rsnn_accel"
+CORE_TOP = "rsnn_core"
+
+
+def _to_verilog(top, name: str) -> str:
+    il = rtlil.convert(top, name=name, emit_src=False)
+    yosys = find_yosys(lambda ver: ver >= (0, 40))
+    script = "read_rtlil <<rtlil\n" + il + "\nrtlil\nproc\nmemory_collect\nopt_clean\nwrite_verilog -noattr\n"
+    return yosys.run(["-q", "-"], script, ignore_warnings=True)
 
 
 def generate_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None = None,
                      fault: str | None = None) -> str:
-    top = Accelerator(net, hw, model, fault=fault)
-    il = rtlil.convert(top, name=TOP, emit_src=False)
-    yosys = find_yosys(lambda ver: ver >= (0, 40))
-    script = "read_rtlil <<rtlil\n" + il + "\nrtlil\nproc\nmemory_collect\nopt_clean\nwrite_verilog -noattr\n"
-    return yosys.run(["-q", "-"], script, ignore_warnings=True)
+    return _to_verilog(Accelerator(net, hw, model, fault=fault), TOP)
+
+
+def _cached(path: Path, make) -> Path:
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(make())
+        tmp.replace(path)
+    return path
+
+
+def build_core_verilog(hw: HardwareParams, out_dir: Path, debug: bool = True) -> Path:
+    """Write ``<out_dir>/rsnn_core_<hash>.v``, the configurable core for ``hw`` (cached by the RTL sources, the
+    hardware and ``debug``), and return it. Every model that fits ``hw`` runs on this one file."""
+    from .core import Core
+    rtl_src = "".join(p.read_text() for p in sorted(Path(__file__).parent.glob("*.py")))
+    gold = "".join((Path(__file__).parent.parent / "golden" / f).read_text() for f in ("image.py", "sparse.py"))
+    key = repr((rtl_src, gold, hw.to_dict(), debug))
+    path = Path(out_dir) / f"{CORE_TOP}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.v"
+    return _cached(path, lambda: _to_verilog(Core(hw, debug=debug), CORE_TOP))
 
 
 def build_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None, out_dir: Path,
@@ -42,9 +66,4 @@ def build_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None, o
     key = repr((rtl_src, net.to_dict(), hw.to_dict(), fault, None if model is None else
                 [model.w_out.tobytes()] + [lw.w_in.tobytes() + lw.w_rec.tobytes() for lw in model.layers]))
     path = Path(out_dir) / f"{TOP}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.v"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(generate_verilog(net, hw, model, fault))
-        tmp.replace(path)
-    return path
+    return _cached(path, lambda: generate_verilog(net, hw, model, fault))

@@ -113,6 +113,20 @@ class Bench:
         await FallingEdge(dut.clk)
         dut.wr__en.value = 0
 
+    async def configure(self, words):
+        """The configurable core: every configuration write through the ``cfg`` stream, each held until taken."""
+        dut, waited = self.dut, 0
+        dut.cfg__valid.value = 1
+        for w in words:
+            dut.cfg__payload.value = int(w, 16)
+            while int(dut.cfg__ready.value) == 0:
+                await FallingEdge(dut.clk)
+                waited += 1
+                if waited > self.watchdog:
+                    self.fail("watchdog: cfg.ready stayed low")
+            await FallingEdge(dut.clk)
+        dut.cfg__valid.value = 0
+
     def hold_cycles(self) -> int:
         m, r = self.meta, self.rng
         if r.random() < m["long_stall_p"]:
@@ -172,12 +186,19 @@ async def run_job(dut):
     dut.inp__valid.value = 0
     dut.inp__payload.value = 0
     dut.out__ready.value = 1 if meta["ready_always"] else 0
-    dut.wr__en.value = 0
-    dut.wr__addr.value = 0
-    dut.wr__data.value = 0
+    core = meta.get("core", False)     # the configurable core (rtl/core.py): configuration through `cfg`
+    if core:
+        dut.cfg__valid.value = 0
+        dut.cfg__payload.value = 0
+    else:
+        dut.wr__en.value = 0
+        dut.wr__addr.value = 0
+        dut.wr__data.value = 0
     dut.dense.value = int(meta["dense"])
     await FallingEdge(dut.clk)
     await bench.reset(3)
+    if "config" in job.files:
+        await bench.configure(job["config"])
     if "weights" in job.files:
         for addr, word in enumerate(job["weights"]):
             dut.wr__en.value = 1

@@ -1,0 +1,163 @@
+"""The cycle model of the configurable core (``rtl/core.py``): exact compute cycles per frame, vectorized.
+
+Per stage (each recurrent layer, then the readout), with ``S`` the scan width, ``P`` the PEs, ``K = ceil(N_out / P)``
+chunks and ``b(r)`` the stored blocks of source row ``r`` (:func:`golden.sparse.row_blocks`)::
+
+    cycles(stage) = x + 1 + K + 1
+
+    x     = max(G + e_last,  max over events j with b(j) > 0 of (g_j + 2 + sum over events i >= j of b(i)) + 2)
+    G     = sum over groups of S sources (feed-forward segment, then recurrent) of max(1, events in the group)
+    g_j   = the scan cycle of event j: the cycles of the groups before its own, plus the events before it in
+            its group (events leave in ascending source order, feed-forward first)
+    e_last = 1 when the last group scanned holds an event (its row lookup ends one cycle after the scan)
+
+The three RUN units overlap: the scan emits an event per cycle (``g_j``), its row entry is read the cycle after and
+an event whose row has blocks is in the queue the cycle after that (``g_j + 2``); the block fetch then reads one
+block per cycle, back to back, and the last block's accumulation ends two cycles after its read. ``x`` is the first
+cycle at which all units are idle (counted from 0, the stage's first cycle); ``+1`` is that cycle, ``K`` the sweep's
+chunk reads, ``+1`` the sweep's last update. An event whose row is empty costs only its scan cycle.
+
+``cycles(frame)`` is the sum over the stages; it is what the core's ``cycles`` counter reports. The handshakes
+around it are those of :mod:`golden.cycles` (``HANDSHAKE_IN`` / ``HANDSHAKE_OUT``).
+
+``dense=True``: every source is an event (the core's ``dense`` input); with ``all_blocks=True`` every block is
+stored (:func:`golden.image.load_image` with ``all_blocks``): together, the dense baseline, the same datapath with
+zero-skip and sparsity off.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .arith import ceil_div
+from .model import Model
+from .network import BatchTrace, run_batch
+from .params import HardwareParams
+from .sparse import row_blocks
+
+__all__ = ["core_cycle_counts", "core_max_frame_cycles", "stage_cycles", "block_reads", "QUEUE_LATENCY",
+           "ACC_LATENCY"]
+
+QUEUE_LATENCY = 2    # scan cycle -> the event is at the head of the queue (row lookup, queue write)
+ACC_LATENCY = 2      # block read -> its accumulation written (weight memory, accumulator memory)
+
+
+def _scan(act: np.ndarray, S: int):
+    """(scan cycle of each source (meaningful where active), scan cycles of the segment, last group has an event)
+    of activity ``act`` (..., n)."""
+    n = act.shape[-1]
+    groups = ceil_div(n, S)
+    pad = np.zeros(act.shape[:-1] + (groups * S - n,), dtype=bool)
+    a = np.concatenate([act.astype(bool), pad], axis=-1).reshape(act.shape[:-1] + (groups, S))
+    e = a.sum(-1)                                                     # events per group
+    cost = np.maximum(1, e)
+    start = np.cumsum(cost, axis=-1) - cost                           # first cycle of each group
+    rank = np.cumsum(a, axis=-1) - a                                  # events before, within the group
+    t = (start[..., :, None] + rank).reshape(act.shape[:-1] + (groups * S,))[..., :n]
+    return t, cost.sum(-1), e[..., -1] > 0
+
+
+def stage_cycles(ff: np.ndarray, rec: np.ndarray | None, b_ff: np.ndarray, b_rec: np.ndarray | None, n_out: int,
+                 hw: HardwareParams) -> np.ndarray:
+    """Cycles of one stage for activity ``ff`` (..., n_ff) and ``rec`` (..., n_rec) (bool: the source is an
+    event) with ``b_ff`` / ``b_rec`` stored blocks per row. Returns (...)."""
+    S, P = hw.scan_width, hw.pe_count
+    t_ff, G, last = _scan(ff, S)
+    times, acts, blocks = [t_ff], [ff.astype(bool)], [np.broadcast_to(b_ff, ff.shape)]
+    if rec is not None and rec.shape[-1]:
+        t_rec, G_rec, last = _scan(rec, S)
+        times.append(t_rec + G[..., None])
+        acts.append(rec.astype(bool))
+        blocks.append(np.broadcast_to(b_rec, rec.shape))
+        G = G + G_rec
+    t = np.concatenate(times, axis=-1)
+    b = np.where(np.concatenate(acts, axis=-1), np.concatenate(blocks, axis=-1), 0)
+    suffix = np.cumsum(b[..., ::-1], axis=-1)[..., ::-1]               # blocks of this event and all after it
+    end = np.where(b > 0, t + QUEUE_LATENCY + suffix, -1).max(axis=-1)  # cycle after the last block read
+    x = np.maximum(G + last, np.where(end >= 0, end + ACC_LATENCY, 0))
+    return x + 1 + ceil_div(n_out, P) + 1
+
+
+def _activity(model: Model, utterances, trace: BatchTrace):
+    net = model.network
+    B, F = len(trace.lengths), int(trace.lengths.max())
+    x = np.zeros((B, F, net.n_features), dtype=np.int64)
+    for i, u in enumerate(utterances):
+        x[i, :len(u)] = np.asarray(u)
+    fired = [s.any(axis=2) for s in trace.spikes]                      # (B, F, N_l)
+    prev = []
+    for f in fired:
+        p = np.zeros_like(f)
+        p[:, 1:] = f[:, :-1]
+        prev.append(p)
+    return x != 0, fired, prev
+
+
+def _blocks(model: Model, hw: HardwareParams, all_blocks: bool) -> dict:
+    rb = row_blocks(model, hw.pe_count)
+    if all_blocks:
+        net = model.network
+        n_out = {f"in{l}": lp.size for l, lp in enumerate(net.layers)}
+        n_out.update({f"rec{l}": lp.size for l, lp in enumerate(net.layers)})
+        n_out["out"] = net.readout.size
+        rb = {k: np.full_like(v, ceil_div(n_out[k], hw.pe_count)) for k, v in rb.items()}
+    return rb
+
+
+def core_cycle_counts(model: Model, hw: HardwareParams, utterances, trace: BatchTrace | None = None,
+                      dense: bool = False, all_blocks: bool = False) -> np.ndarray:
+    """Compute cycles per frame and stage: int64 array (B, F_max, L + 1) (readout last; padded frames 0)."""
+    net = model.network
+    if trace is None:
+        trace = run_batch(model, utterances)
+    feat, fired, prev = _activity(model, utterances, trace)
+    B, F, L = len(trace.lengths), int(trace.lengths.max()), len(net.layers)
+    active = np.arange(F)[None, :] < trace.lengths[:, None]
+    rb = _blocks(model, hw, all_blocks)
+    out = np.zeros((B, F, L + 1), dtype=np.int64)
+    for s in range(L + 1):
+        ff = feat if s == 0 else fired[s - 1]
+        rec = None if s == L else prev[s]
+        if dense:
+            ff = np.ones_like(ff, dtype=bool)
+            rec = None if rec is None else np.ones_like(rec, dtype=bool)
+        n_out = net.readout.size if s == L else net.layers[s].size
+        out[:, :, s] = stage_cycles(ff, rec, rb["out" if s == L else f"in{s}"], None if s == L else rb[f"rec{s}"],
+                                    n_out, hw)
+    return out * active[:, :, None]
+
+
+def block_reads(model: Model, hw: HardwareParams, utterances, trace: BatchTrace | None = None,
+                dense: bool = False, all_blocks: bool = False) -> np.ndarray:
+    """Weight-memory words (stored blocks) read per frame: the core's ``weight_words`` counter. (B, F_max)."""
+    net = model.network
+    if trace is None:
+        trace = run_batch(model, utterances)
+    feat, fired, prev = _activity(model, utterances, trace)
+    B, F, L = len(trace.lengths), int(trace.lengths.max()), len(net.layers)
+    active = np.arange(F)[None, :] < trace.lengths[:, None]
+    rb = _blocks(model, hw, all_blocks)
+    total = np.zeros((B, F), dtype=np.int64)
+    for s in range(L + 1):
+        ff = feat if s == 0 else fired[s - 1]
+        if dense:
+            ff = np.ones_like(ff, dtype=bool)
+        total += ff.astype(np.int64) @ rb["out" if s == L else f"in{s}"]
+        if s < L:
+            rec = np.ones_like(prev[s], dtype=bool) if dense else prev[s]
+            total += rec.astype(np.int64) @ rb[f"rec{s}"]
+    return total * active
+
+
+def core_max_frame_cycles(model: Model, hw: HardwareParams) -> int:
+    """The most compute cycles any frame of ``model`` can take on the core: every source an event."""
+    net = model.network
+    rb = row_blocks(model, hw.pe_count)
+    total = 0
+    for s in range(len(net.layers) + 1):
+        ff = np.ones((net.fan_in(s),), dtype=bool)
+        last = s == len(net.layers)
+        rec = None if last else np.ones((net.layers[s].size,), dtype=bool)
+        n_out = net.readout.size if last else net.layers[s].size
+        total += int(stage_cycles(ff, rec, rb["out" if last else f"in{s}"], None if last else rb[f"rec{s}"],
+                                  n_out, hw))
+    return total

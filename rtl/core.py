@@ -1,0 +1,617 @@
+"""The configurable core (accelerator v2): one elaborated design that runs any model that fits its
+:class:`golden.params.HardwareParams`, loaded at run time through the configuration stream
+(:mod:`golden.image` is the register and memory map), with block-sparse weights (:mod:`golden.sparse`) that it
+skips, and an event-outer datapath with its accumulators in a memory. It runs golden's network
+(:mod:`golden.network`) bit-exactly in the cycles :mod:`golden.core_cycles` predicts.
+
+One frame: for each stage ``s`` (the recurrent layers, then the readout):
+
+``RUN``    three units work at once, joined by streams:
+
+           * :class:`EventGen` scans the stage's sources (the frame's features or the spikes of the layer below,
+             then the layer's own spikes of the previous frame) ``scan_width`` at a time with a find-first-set:
+             one event per cycle, one cycle per group without events;
+           * the row lookup reads each event's index entry ``(base, count)`` and queues the events whose row has
+             stored blocks in :class:`EventQueue` (an event on an empty row costs nothing more);
+           * :class:`BlockFetch` issues one weight-memory read per cycle: the blocks of the queued events, back to
+             back; each block goes to :class:`AccUnit`, which adds ``w * payload << shift`` into the accumulators of
+             its chunk for every time step in the event's mask (a read-modify-write of the accumulator memory,
+             whose transparent read port forwards a write to the next block of the same chunk).
+
+``SWEEP``  when all three are idle, the neuron unit reads each chunk's accumulators and states, runs the ``T``
+           steps of ``P`` neurons (or the readout's saturating sum and argmax), writes the states back, clears the
+           accumulators and writes the spikes: one chunk per cycle, then one cycle to drain.
+
+Spikes of a layer are both the feed-forward input of the next stage (this frame) and the layer's own recurrent
+input (next frame): the scan of stage ``s`` has read the previous frame's spikes before its sweep overwrites them,
+which is golden's update order.
+"""
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.arith import ceil_div
+from golden.image import (FLAGS, GLOBAL_REGS, LAYER_REGS, REGION_BLOCKS, REGION_INDEX, REGION_REGS, addr_bits,
+                          data_bits, offset_bits, reg_addr, register_widths)
+from golden.params import HardwareParams
+from golden.sparse import block_addr_bits, chunk_bits, count_bits, max_chunks
+
+__all__ = ["Core", "core_layouts", "CORE_COUNTERS", "event_queue_depth"]
+
+#: counters of the debug word, in order (golden's counters summed over the stages of the frame, then the core's)
+CORE_COUNTERS = ("in_events", "rec_events", "weight_reads", "nz_weight_reads", "accumulations", "state_reads",
+                 "state_writes", "weight_words", "cycles")
+COUNTER_BITS = 32
+
+
+def _bits(n_values: int) -> int:
+    return max(1, (n_values - 1).bit_length())
+
+
+def event_queue_depth(hw: HardwareParams) -> int:
+    """Events one stage can produce: all its feed-forward and recurrent sources."""
+    return max(hw.max_features, hw.max_neurons) + hw.max_neurons
+
+
+def core_layouts(hw: HardwareParams, debug: bool = False) -> dict:
+    """Every bus layout of the core, by name (the testbench and the documentation use the same ones)."""
+    P, T, wb = hw.pe_count, hw.time_steps, hw.weight_bits
+    fb = hw.max_feature_bits
+    lay = {
+        "cfg": data.StructLayout({"addr": addr_bits(hw), "data": data_bits(hw)}),
+        "input": data.StructLayout({"first": 1, "features": data.ArrayLayout(unsigned(fb), hw.max_features)}),
+        "index": data.StructLayout({"base": block_addr_bits(hw), "count": count_bits(hw)}),
+        "block": data.StructLayout({"chunk": chunk_bits(hw), "weights": data.ArrayLayout(signed(wb), P)}),
+        "queued": data.StructLayout({"payload": fb, "mask": T, "rec": 1, "base": block_addr_bits(hw),
+                                     "count": count_bits(hw)}),
+        "status": data.StructLayout({f.lower(): 1 for f in FLAGS}),
+    }
+    lay["result"] = data.StructLayout({"decision": _bits(hw.max_classes), "ran": 1, "status": lay["status"]})
+    out = {"result": lay["result"]}
+    if debug:
+        out["readout"] = data.ArrayLayout(signed(hw.max_state_bits), hw.max_classes)
+        out["spikes"] = data.ArrayLayout(data.ArrayLayout(unsigned(hw.max_neurons), T), hw.max_layers)
+        out["counters"] = data.StructLayout({c: COUNTER_BITS for c in CORE_COUNTERS})
+    lay["output"] = data.StructLayout(out)
+    return lay
+
+
+class EventGen(wiring.Component):
+    """The event generator of one stage: a find-first-set over ``S`` sources per cycle, feed-forward segment then
+    recurrent segment. ``start`` (one cycle) begins a stage; ``finished`` is high from the cycle after the last
+    scan cycle until the next ``start``. Each event leaves on ``o`` (``index``, ``rec``) in ascending index order;
+    a group without events costs one cycle. ``o.ready`` low holds the scan."""
+
+    def __init__(self, width: int, S: int):
+        self.width, self.S = width, S
+        super().__init__({
+            "start": In(1), "ff_act": In(width), "rec_act": In(width), "n_ff": In(range(width + 1)),
+            "n_rec": In(range(width + 1)), "finished": Out(1),
+            "o": Out(stream.Signature(data.StructLayout({"index": _bits(width), "rec": 1}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W, S = self.width, self.S
+        groups = ceil_div(W, S)
+        active = Signal()
+        seg = Signal()                       # 0: feed-forward, 1: recurrent
+        g = Signal(range(groups + 1))
+        done = Signal(S)
+        n = Mux(seg, self.n_rec, self.n_ff)
+        act = Mux(seg, self.rec_act, self.ff_act)
+        padded = Cat(act, Const(0, groups * S - W)) if groups * S > W else act
+        gbits = Signal(S)
+        m.d.comb += gbits.eq(padded.word_select(g, S))
+        valid_bits = Signal(S)
+        for b in range(S):
+            m.d.comb += valid_bits[b].eq(g * S + b < n)
+        rem = Signal(S)
+        m.d.comb += rem.eq(gbits & valid_bits & ~done)
+        first = Signal(range(S))
+        for b in reversed(range(S)):
+            with m.If(rem[b]):
+                m.d.comb += first.eq(b)
+        onehot = Signal(S)
+        m.d.comb += onehot.eq(Const(1, S) << first)
+        last_group = Signal()
+        m.d.comb += last_group.eq((g + 1) * S >= n)
+        m.d.comb += [self.o.payload.index.eq(g * S + first), self.o.payload.rec.eq(seg)]
+        advance = Signal()
+        with m.If(active & (n == 0)):         # an empty segment (no recurrent sources) costs nothing
+            m.d.comb += advance.eq(1)
+        with m.Elif(active & (rem == 0)):
+            m.d.comb += advance.eq(1)
+        with m.Elif(active):
+            m.d.comb += self.o.valid.eq(1)
+            with m.If(self.o.ready):
+                m.d.sync += done.eq(done | onehot)
+                with m.If((rem & ~onehot) == 0):
+                    m.d.comb += advance.eq(1)
+        with m.If(advance):
+            m.d.sync += [done.eq(0), g.eq(g + 1)]
+            with m.If(last_group | (n == 0)):
+                m.d.sync += [g.eq(0), seg.eq(1)]
+                with m.If(seg | (self.n_rec == 0)):
+                    m.d.sync += [active.eq(0), self.finished.eq(1)]
+        with m.If(self.start):
+            m.d.sync += [active.eq(1), self.finished.eq(0), seg.eq(0), g.eq(0), done.eq(0)]
+        return m
+
+
+class EventQueue(wiring.Component):
+    """A first-word-fall-through queue in a memory: a word written in cycle ``c`` is on ``r`` from cycle ``c + 1``
+    (the read port is transparent to the write port and reads the address the head will have next). ``clear``
+    empties it. ``w.ready`` is high while it is not full."""
+
+    def __init__(self, layout, depth: int):
+        self.layout, self.depth = layout, depth
+        super().__init__({"w": In(stream.Signature(layout)), "r": Out(stream.Signature(layout)), "clear": In(1),
+                          "empty": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=self.layout, depth=self.depth, init=[])
+        wp_ = mem.write_port()
+        rp_ = mem.read_port(domain="sync", transparent_for=(wp_,))
+        wptr = Signal(range(self.depth + 1))
+        rptr = Signal(range(self.depth + 1))
+        m.d.comb += [self.w.ready.eq(wptr < self.depth), wp_.addr.eq(wptr), wp_.data.eq(self.w.payload),
+                     wp_.en.eq(self.w.valid & self.w.ready)]
+        pop = self.r.valid & self.r.ready
+        m.d.comb += [self.r.valid.eq(rptr < wptr), self.r.payload.eq(rp_.data), rp_.addr.eq(rptr + pop),
+                     self.empty.eq(rptr == wptr)]
+        with m.If(wp_.en):
+            m.d.sync += wptr.eq(wptr + 1)
+        with m.If(pop):
+            m.d.sync += rptr.eq(rptr + 1)
+        with m.If(self.clear):
+            m.d.sync += [wptr.eq(0), rptr.eq(0)]
+        return m
+
+
+class BlockFetch(wiring.Component):
+    """Walks the queued events' stored blocks: one weight-memory read per cycle, the blocks of one event back to
+    back, the next event's first block on the cycle after its last (no bubble while the queue is not empty).
+    ``o`` carries each block with its event's payload, mask and segment, one cycle after the read (it must
+    always be taken). ``idle``: nothing loaded and nothing in flight."""
+
+    def __init__(self, qlayout, blayout, fb: int, T: int, ab: int, cb: int):
+        self.qlayout, self.blayout = qlayout, blayout
+        out = data.StructLayout({"block": blayout, "payload": fb, "mask": T, "rec": 1})
+        super().__init__({"q": In(stream.Signature(qlayout)), "o": Out(stream.Signature(out)),
+                          "rd_addr": Out(ab), "rd_data": In(blayout), "idle": Out(1)})
+        self.ab, self.cb = ab, cb
+
+    def elaborate(self, platform):
+        m = Module()
+        q = self.q.payload
+        cur_addr = Signal(self.ab)
+        cur_rem = Signal(self.cb)
+        cur = Signal(data.StructLayout({"payload": len(q.payload), "mask": len(q.mask), "rec": 1}))
+        use_head = Signal()
+        m.d.comb += use_head.eq((cur_rem == 0) & self.q.valid)
+        m.d.comb += self.q.ready.eq(cur_rem == 0)
+        issue = Signal()
+        m.d.comb += issue.eq((cur_rem != 0) | self.q.valid)
+        sel_addr = Mux(use_head, q.base, cur_addr)
+        sel_rem = Mux(use_head, q.count, cur_rem)
+        m.d.comb += self.rd_addr.eq(sel_addr)
+        s1 = Signal()
+        s1_ev = Signal.like(cur)
+        m.d.sync += s1.eq(issue)
+        with m.If(issue):
+            m.d.sync += [cur_addr.eq(sel_addr + 1), cur_rem.eq(sel_rem - 1)]
+            with m.If(use_head):
+                m.d.sync += [cur.payload.eq(q.payload), cur.mask.eq(q.mask), cur.rec.eq(q.rec),
+                             s1_ev.payload.eq(q.payload), s1_ev.mask.eq(q.mask), s1_ev.rec.eq(q.rec)]
+            with m.Else():
+                m.d.sync += s1_ev.eq(cur)
+        m.d.comb += [self.o.valid.eq(s1), self.o.payload.block.eq(self.rd_data),
+                     self.o.payload.payload.eq(s1_ev.payload), self.o.payload.mask.eq(s1_ev.mask),
+                     self.o.payload.rec.eq(s1_ev.rec), self.idle.eq((cur_rem == 0) & ~s1)]
+        return m
+
+
+class AccUnit(wiring.Component):
+    """The PE array over the accumulator memory (one word = ``T`` x ``P`` accumulators of a chunk). A block on
+    ``i`` (always taken) whose chunk is below ``chunks`` reads its chunk's word; the cycle after, every PE ``p``
+    adds ``w_p * payload << shift`` (``shift`` = ``shift_rec`` for a recurrent event) to the accumulators of the
+    time steps in the mask and writes the word back. A block naming a chunk at or past ``chunks`` is skipped
+    and pulses ``bad_chunk``. The sweep port (``sw_en``, ``sw_addr``) reads a chunk's word (on ``sw_data`` the
+    cycle after) and ``clr_en`` / ``clr_addr`` writes zeros. ``busy``: a block is in flight. The counters'
+    increments of the accumulating cycle are on ``n_nz`` (non-zero weights) and ``n_acc`` (their additions)."""
+
+    def __init__(self, in_layout, P: int, T: int, ab: int, kmax: int, max_shift: int):
+        self.P, self.T, self.ab, self.kmax = P, T, ab, kmax
+        self.word = data.ArrayLayout(data.ArrayLayout(signed(ab), P), T)
+        super().__init__({
+            "i": In(stream.Signature(in_layout)), "chunks": In(range(kmax + 1)),
+            "shift_in": In(range(max_shift + 1)), "shift_rec": In(range(max_shift + 1)),
+            "sw_addr": In(range(max(kmax, 2))), "sw_data": Out(self.word),
+            "clr_en": In(1), "clr_addr": In(range(max(kmax, 2))),
+            "bad_chunk": Out(1), "busy": Out(1), "accumulate": Out(1),
+            "n_nz": Out(range(P + 1)), "n_acc": Out(range(P * T + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P, T, ab = self.P, self.T, self.ab
+        m.submodules.mem = mem = memory.Memory(shape=self.word, depth=self.kmax, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(domain="sync", transparent_for=(wr,))
+        blk = self.i.payload
+        m.d.comb += self.i.ready.eq(1)
+        ok = Signal()
+        m.d.comb += ok.eq(self.i.valid & (blk.block.chunk < self.chunks))
+        m.d.comb += self.bad_chunk.eq(self.i.valid & ~ok)
+        s2 = Signal()
+        s2_blk = Signal.like(blk)
+        m.d.sync += [s2.eq(ok), s2_blk.eq(blk)]
+        m.d.comb += rd.addr.eq(Mux(ok, blk.block.chunk, self.sw_addr))
+        m.d.comb += self.sw_data.eq(rd.data)
+        shift = Mux(s2_blk.rec, self.shift_rec, self.shift_in)
+        new = Signal(self.word)
+        nz = []
+        for p in range(P):
+            w = s2_blk.block.weights[p]
+            add = Signal(signed(ab), name=f"add{p}")
+            m.d.comb += add.eq((w * s2_blk.payload.as_unsigned()) << shift)
+            nz.append(w != 0)
+            for t in range(T):
+                m.d.comb += new[t][p].eq(Mux(s2_blk.mask[t], rd.data[t][p] + add, rd.data[t][p]))
+        n_nz = sum((Cat(b).as_unsigned() for b in nz), Const(0, range(P + 1)))
+        n_mask = sum((s2_blk.mask[t].as_unsigned() for t in range(T)), Const(0, range(T + 1)))
+        m.d.comb += [self.n_nz.eq(n_nz), self.n_acc.eq(n_nz * n_mask), self.accumulate.eq(s2),
+                     self.busy.eq(s2)]
+        with m.If(s2):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(s2_blk.block.chunk), wr.data.eq(new)]
+        with m.Elif(self.clr_en):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(self.clr_addr), wr.data.eq(0)]
+        return m
+
+
+class Core(wiring.Component):
+    """The configurable core. Ports: ``cfg`` (stream of configuration writes, see :mod:`golden.image`; ready only
+    while idle), ``inp`` (stream: ``first`` clears all state before the frame, ``features`` up to
+    ``max_features``), ``out`` (stream, one word per frame: the result, plus with ``debug`` the readout
+    potentials, the spikes and the counters), ``dense`` (1: every source is an event, for the benchmark),
+    ``busy`` and ``status`` (the flags)."""
+
+    def __init__(self, hw: HardwareParams, debug: bool = True):
+        hw.validate()
+        self.hw, self.debug = hw, debug
+        self.lay = core_layouts(hw, debug)
+        super().__init__({
+            "cfg": In(stream.Signature(self.lay["cfg"])),
+            "inp": In(stream.Signature(self.lay["input"])),
+            "out": Out(stream.Signature(self.lay["output"])),
+            "dense": In(1), "busy": Out(1), "status": Out(self.lay["status"]),
+        })
+
+    def elaborate(self, platform):
+        hw, lay = self.hw, self.lay
+        m = Module()
+        P, T, S, wb = hw.pe_count, hw.time_steps, hw.scan_width, hw.weight_bits
+        fb, sbm, Lmax = hw.max_feature_bits, hw.max_state_bits, hw.max_layers
+        Nmax, Fmax, Cmax = hw.max_neurons, hw.max_features, hw.max_classes
+        Kmax = max_chunks(hw)
+        Kn, Kc = ceil_div(Nmax, P), ceil_div(Cmax, P)
+        W = max(Fmax, Nmax)
+        ab = hw.acc_bits
+
+        # ------------------------------------------------------------------ configuration registers
+        widths = register_widths(hw)
+        g = {n: Signal(widths[n], name=f"reg_{n.lower()}") for n in GLOBAL_REGS if n != "CLEAR"}
+        lr = [{n: Signal(widths[n], name=f"reg_{n.lower()}{l}") for n in LAYER_REGS} for l in range(Lmax)]
+        sticky = Signal(4)
+        ob = offset_bits(hw)
+        cfg = self.cfg.payload
+        region = cfg.addr[ob:]
+        off = cfg.addr[:ob]
+
+        m.submodules.imem = imem = memory.Memory(shape=lay["index"], depth=hw.index_rows, init=[])
+        m.submodules.wmem = wmem = memory.Memory(shape=lay["block"], depth=hw.weight_blocks, init=[])
+        iw, ir = imem.write_port(), imem.read_port(domain="sync")
+        ww, wr = wmem.write_port(), wmem.read_port(domain="sync")
+
+        take_cfg = self.cfg.valid & self.cfg.ready
+        ab_bits, cb_bits = block_addr_bits(hw), count_bits(hw)
+        m.d.comb += [iw.addr.eq(off), iw.data.eq(cfg.data[:ab_bits + cb_bits]),
+                     ww.addr.eq(off), ww.data.eq(cfg.data[:len(ww.data.as_value())])]
+        with m.If(take_cfg):
+            with m.Switch(region):
+                with m.Case(REGION_REGS):
+                    with m.Switch(off):
+                        with m.Case(reg_addr("CLEAR")):
+                            m.d.sync += sticky.eq(0)
+                        regs = [(reg_addr(n), sig, widths[n]) for n, sig in g.items()]
+                        for l in range(Lmax):
+                            regs += [(reg_addr(n, l), sig, widths[n]) for n, sig in lr[l].items()]
+                        for a, sig, w in regs:
+                            with m.Case(a):
+                                with m.If(cfg.data[w:] != 0):
+                                    m.d.sync += sticky[1].eq(1)
+                                with m.Else():
+                                    m.d.sync += sig.eq(cfg.data[:w])
+                        with m.Default():
+                            m.d.sync += sticky[0].eq(1)
+                with m.Case(REGION_INDEX):
+                    base = cfg.data[:ab_bits]
+                    count = cfg.data[ab_bits:ab_bits + cb_bits]
+                    with m.If(off >= hw.index_rows):
+                        m.d.sync += sticky[0].eq(1)
+                    with m.Elif((cfg.data[ab_bits + cb_bits:] != 0) | (count > Kmax)
+                                | (base + count > hw.weight_blocks)):
+                        m.d.sync += sticky[2].eq(1)
+                    with m.Else():
+                        m.d.comb += iw.en.eq(1)
+                with m.Case(REGION_BLOCKS):
+                    with m.If(off >= hw.weight_blocks):
+                        m.d.sync += sticky[0].eq(1)
+                    with m.Else():
+                        m.d.comb += ww.en.eq(1)
+                with m.Default():
+                    m.d.sync += sticky[0].eq(1)
+
+        # BAD_CONFIG: golden.image.config_errors, in hardware
+        L = g["N_LAYERS"]
+        Tr = g["TIME_STEPS"]
+        errs = [(L < 1) | (L > Lmax), (Tr < 1) | (Tr > T), (g["N_FEATURES"] < 1) | (g["N_FEATURES"] > Fmax),
+                (g["N_CLASSES"] < 2) | (g["N_CLASSES"] > Cmax),
+                (g["READOUT_BITS"] < 2) | (g["READOUT_BITS"] > sbm), g["READOUT_SHIFT"] > hw.max_shift]
+        for l in range(Lmax):
+            r = lr[l]
+            fan_in = g["N_FEATURES"] if l == 0 else lr[l - 1]["SIZE"]
+            sb = r["STATE_BITS"]
+            e = ((r["SIZE"] < 1) | (r["SIZE"] > Nmax) | (sb < 2) | (sb > sbm) | (r["THRESHOLD"] < 1)
+                 | (r["THRESHOLD"] >= (Const(1, sbm + 1) << (sb - 1)[:len(sb)])) | (r["LEAK_SHIFT"] >= sb)
+                 | (r["IN_SHIFT"] > hw.max_shift) | (r["REC_SHIFT"] > hw.max_shift)
+                 | (r["IN_INDEX_BASE"] + fan_in > hw.index_rows)
+                 | (r["REC_INDEX_BASE"] + r["SIZE"] > hw.index_rows))
+            errs.append(e & (l < L))
+            errs.append((L == l + 1) & (g["OUT_INDEX_BASE"] + r["SIZE"] > hw.index_rows))
+        bad_config = Signal()
+        m.d.comb += bad_config.eq(Cat(*errs).any())
+        m.d.comb += [self.status.bad_address.eq(sticky[0]), self.status.bad_value.eq(sticky[1]),
+                     self.status.bad_pointer.eq(sticky[2]), self.status.bad_chunk.eq(sticky[3]),
+                     self.status.bad_config.eq(bad_config)]
+
+        # ------------------------------------------------------------------ state
+        features = Signal(data.ArrayLayout(unsigned(fb), Fmax))
+        spikes = [[Signal(Nmax, name=f"spikes{l}_t{t}") for t in range(T)] for l in range(Lmax)]
+        fresh = Signal(Lmax + 1)
+        stage = Signal(range(Lmax + 1))
+        counters = {c: Signal(COUNTER_BITS, name=f"cnt_{c}") for c in CORE_COUNTERS}
+        m.submodules.smem = smem = memory.Memory(shape=data.ArrayLayout(signed(sbm), P), depth=Lmax * Kn + Kc,
+                                                 init=[])
+        sw_, sr_ = smem.write_port(), smem.read_port(domain="sync")
+        readout_dbg = Signal(data.ArrayLayout(signed(sbm), Cmax)) if self.debug else None
+        best_val = Signal(signed(sbm))
+        best_idx = Signal(_bits(Cmax))
+        decision = Signal(_bits(Cmax))
+        ran = Signal()
+
+        # stage parameters (runtime muxes over the stage index)
+        is_ro = Signal()
+        m.d.comb += is_ro.eq(stage == L)
+        sizes = Array([lr[l]["SIZE"] for l in range(Lmax)] + [Const(0, widths["SIZE"])])
+        n_out = Signal(range(max(Nmax, Cmax) + 1))
+        m.d.comb += n_out.eq(Mux(is_ro, g["N_CLASSES"], sizes[stage]))
+        chunks = Signal(range(Kmax + 1))
+        m.d.comb += chunks.eq((n_out + P - 1) // P)
+        n_ff = Signal(range(W + 1))
+        m.d.comb += n_ff.eq(Mux(stage == 0, g["N_FEATURES"], sizes[stage - 1]))
+        n_rec = Signal(range(W + 1))
+        m.d.comb += n_rec.eq(Mux(is_ro, 0, sizes[stage]))
+        tmask = Signal(T)
+        m.d.comb += tmask.eq((Const(1, T + 1) << Tr) - 1)
+        spk_any = [Signal(Nmax, name=f"spk_any{l}") for l in range(Lmax)]
+        for l in range(Lmax):
+            m.d.comb += spk_any[l].eq(_or_all([spikes[l][t] for t in range(T)]))
+        feat_nz = Signal(Fmax)
+        m.d.comb += feat_nz.eq(Cat(*[features[i] != 0 for i in range(Fmax)]))
+        zero_n = Const(0, Nmax)
+        ff_vecs = Array([feat_nz] + spk_any)
+        rec_vecs = Array(spk_any + [zero_n])
+        all_ones = Const((1 << W) - 1, W)
+
+        # ------------------------------------------------------------------ the RUN units
+        m.submodules.gen = gen = EventGen(W, S)
+        m.d.comb += [gen.ff_act.eq(Mux(self.dense, all_ones, ff_vecs[stage])),
+                     gen.rec_act.eq(Mux(self.dense, all_ones, rec_vecs[stage])),
+                     gen.n_ff.eq(n_ff), gen.n_rec.eq(n_rec)]
+        # row lookup: the index entry of each event (one cycle), then into the queue when the row has blocks
+        idx_ff = Array([lr[0]["IN_INDEX_BASE"]] + [lr[l]["IN_INDEX_BASE"] for l in range(1, Lmax)]
+                       + [g["OUT_INDEX_BASE"]])
+        idx_rec = Array([lr[l]["REC_INDEX_BASE"] for l in range(Lmax)] + [Const(0, widths["REC_INDEX_BASE"])])
+        ev = gen.o.payload
+        m.d.comb += [gen.o.ready.eq(1), ir.addr.eq(Mux(ev.rec, idx_rec[stage], idx_ff[stage]) + ev.index)]
+        ev_index = ev.index
+        src_mask = Signal(T)
+        src_payload = Signal(fb)
+        feat_arr = Array([features[i] for i in range(Fmax)] + [Const(0, fb)] * (W - Fmax))
+        spk_layer = Array([[spikes[l][t] for t in range(T)] for l in range(Lmax)] + [[zero_n] * T])
+        lay_sel = Mux(ev.rec, stage, stage - 1)
+        with m.If((stage == 0) & ~ev.rec):
+            m.d.comb += [src_payload.eq(feat_arr[ev_index]), src_mask.eq(tmask)]
+        with m.Else():
+            m.d.comb += [src_payload.eq(1),
+                         src_mask.eq(Cat(*[Array(spk_layer[l_][t] for l_ in range(Lmax + 1))[lay_sel].bit_select(
+                             ev_index, 1) for t in range(T)]))]
+        pend = Signal()
+        pend_ev = Signal(data.StructLayout({"payload": fb, "mask": T, "rec": 1}))
+        m.d.sync += [pend.eq(gen.o.valid), pend_ev.payload.eq(src_payload), pend_ev.mask.eq(src_mask),
+                     pend_ev.rec.eq(ev.rec)]
+        m.submodules.queue = queue = EventQueue(lay["queued"], event_queue_depth(hw))
+        m.d.comb += [queue.w.valid.eq(pend & (ir.data.count != 0)), queue.w.payload.payload.eq(pend_ev.payload),
+                     queue.w.payload.mask.eq(pend_ev.mask), queue.w.payload.rec.eq(pend_ev.rec),
+                     queue.w.payload.base.eq(ir.data.base), queue.w.payload.count.eq(ir.data.count)]
+        m.submodules.fetch = fetch = BlockFetch(lay["queued"], lay["block"], fb, T, ab_bits, cb_bits)
+        wiring.connect(m, queue.r, fetch.q)
+        m.d.comb += [wr.addr.eq(fetch.rd_addr), fetch.rd_data.eq(wr.data)]
+        m.submodules.acc = acc = AccUnit(fetch.o.payload.shape(), P, T, ab, Kmax, hw.max_shift)
+        wiring.connect(m, fetch.o, acc.i)
+        in_shifts = Array([lr[l]["IN_SHIFT"] for l in range(Lmax)] + [g["READOUT_SHIFT"]])
+        rec_shifts = Array([lr[l]["REC_SHIFT"] for l in range(Lmax)] + [Const(0, widths["REC_SHIFT"])])
+        m.d.comb += [acc.chunks.eq(chunks), acc.shift_in.eq(in_shifts[stage]), acc.shift_rec.eq(rec_shifts[stage])]
+        all_done = Signal()
+        m.d.comb += all_done.eq(gen.finished & ~pend & queue.empty & fetch.idle & ~acc.busy)
+
+        # ------------------------------------------------------------------ the neuron sweep
+        k = Signal(range(Kmax + 1))
+        u_valid = Signal()
+        u_k = Signal(range(Kmax + 1))
+        sbase = Array([Const(l * Kn, range(Lmax * Kn + Kc + 1)) for l in range(Lmax + 1)])
+        m.d.comb += [acc.sw_addr.eq(k), sr_.addr.eq(sbase[Mux(is_ro, Lmax, stage)] + k)]
+        lanes = Signal(P)
+        for p in range(P):
+            m.d.comb += lanes[p].eq(u_k * P + p < n_out)
+        n_lanes = sum((lanes[p].as_unsigned() for p in range(P)), Const(0, range(P + 1)))
+        st_bits = Array([lr[l]["STATE_BITS"] for l in range(Lmax)] + [g["READOUT_BITS"]])[stage]
+        sb_run = Signal(range(sbm + 1))
+        m.d.comb += sb_run.eq(st_bits)
+        smax = Signal(signed(sbm + 2))
+        smin = Signal(signed(sbm + 2))
+        m.d.comb += [smax.eq((Const(1, signed(sbm + 2)) << (sb_run - 1)[:len(sb_run)]) - 1), smin.eq(-smax - 1)]
+        th = Array([lr[l]["THRESHOLD"] for l in range(Lmax)] + [Const(0, widths["THRESHOLD"])])[stage]
+        leak = Array([lr[l]["LEAK_SHIFT"] for l in range(Lmax)] + [Const(0, widths["LEAK_SHIFT"])])[stage]
+        rzero = Array([lr[l]["RESET"] for l in range(Lmax)] + [Const(0, 1)])[stage]
+        is_fresh = fresh.bit_select(stage, 1)
+        new_state = Signal(data.ArrayLayout(signed(sbm), P))
+        fired = [Signal(P, name=f"fired_t{t}") for t in range(T)]
+        wide = sbm + ab + 2
+        for p in range(P):
+            v = Signal(signed(wide), name=f"v_in{p}")
+            m.d.comb += v.eq(Mux(is_fresh, 0, sr_.data[p]))
+            # readout: u + the sum over the steps of the accumulators, one saturation
+            tot = v + sum(Mux(t < Tr, acc.sw_data[t][p], 0) for t in range(T))
+            ro_new = Mux(tot > smax, smax, Mux(tot < smin, smin, tot))
+            cur = v
+            for t in range(T):
+                leaked = Mux(leak == 0, cur, cur - (cur >> leak))
+                tot_t = Signal(signed(wide + 1), name=f"tot{p}_{t}")
+                m.d.comb += tot_t.eq(leaked + acc.sw_data[t][p])
+                sat = Signal(signed(wide), name=f"sat{p}_{t}")
+                m.d.comb += sat.eq(Mux(tot_t > smax, smax, Mux(tot_t < smin, smin, tot_t)))
+                f = fired[t][p]
+                m.d.comb += f.eq((sat >= th) & lanes[p] & (t < Tr))
+                nxt = Mux(f, Mux(rzero, 0, sat - th), sat)
+                cur_t = Signal(signed(wide), name=f"v{p}_{t}")
+                m.d.comb += cur_t.eq(Mux(t < Tr, nxt, cur))
+                cur = cur_t
+            m.d.comb += new_state[p].eq(Mux(is_ro, ro_new, cur))
+        # argmax of the chunk's new readout potentials (lowest index wins a tie), against the running best
+        cand_v, cand_i, cand_ok = new_state[0], Const(0, range(P)), lanes[0]
+        for p in range(1, P):   # a signal per step: the expressions would otherwise double at each step
+            better = Signal(name=f"better{p}")
+            m.d.comb += better.eq(lanes[p] & (~cand_ok | (new_state[p] > cand_v)))
+            nv, ni = Signal(signed(sbm), name=f"cand_v{p}"), Signal(range(P), name=f"cand_i{p}")
+            m.d.comb += [nv.eq(Mux(better, new_state[p], cand_v)), ni.eq(Mux(better, p, cand_i))]
+            cand_v, cand_i = nv, ni
+            cand_ok = cand_ok | lanes[p]
+        chunk_best = Signal(signed(sbm))
+        chunk_idx = Signal(_bits(Cmax) + 1)
+        m.d.comb += [chunk_best.eq(cand_v), chunk_idx.eq(u_k * P + cand_i)]
+
+        with m.If(u_valid):
+            m.d.comb += [sw_.en.eq(1), sw_.addr.eq(sbase[Mux(is_ro, Lmax, stage)] + u_k), sw_.data.eq(new_state),
+                         acc.clr_en.eq(1), acc.clr_addr.eq(u_k)]
+            m.d.sync += [counters["state_reads"].eq(counters["state_reads"] + n_lanes),
+                         counters["state_writes"].eq(counters["state_writes"] + n_lanes)]
+            with m.If(is_ro):
+                with m.If((u_k == 0) | (chunk_best > best_val)):
+                    m.d.sync += [best_val.eq(chunk_best), best_idx.eq(chunk_idx)]
+                if self.debug:
+                    for c in range(Cmax):
+                        with m.If((u_k == c // P) & lanes[c % P]):
+                            m.d.sync += readout_dbg[c].eq(new_state[c % P])
+            with m.Else():
+                for l in range(Lmax):
+                    with m.If(stage == l):
+                        for t in range(T):
+                            m.d.sync += spikes[l][t].word_select(u_k, P).eq(fired[t])
+
+        # ------------------------------------------------------------------ counters of the RUN units
+        def add(name, value):
+            m.d.sync += counters[name].eq(counters[name] + value)
+
+        with m.If(gen.o.valid):
+            with m.If(ev.rec):
+                add("rec_events", 1)
+            with m.Else():
+                add("in_events", 1)
+            add("weight_reads", n_out)
+        with m.If(acc.accumulate):
+            add("weight_words", 1)
+            add("nz_weight_reads", acc.n_nz)
+            add("accumulations", acc.n_acc)
+        with m.If(acc.bad_chunk):
+            m.d.sync += sticky[3].eq(1)
+
+        # ------------------------------------------------------------------ control
+        in_compute = Signal()
+        with m.If(in_compute):
+            add("cycles", 1)
+        m.d.comb += self.busy.eq(1)
+        m.d.sync += u_valid.eq(0)
+        with m.FSM(init="IDLE"):
+            with m.State("IDLE"):
+                # a configuration write goes first: a frame is taken only in a cycle without one
+                m.d.comb += [self.busy.eq(0), self.inp.ready.eq(~self.cfg.valid), self.cfg.ready.eq(1)]
+                with m.If(self.inp.valid & ~self.cfg.valid):
+                    m.d.sync += [features.eq(self.inp.payload.features), stage.eq(0)]
+                    m.d.sync += [c.eq(0) for c in counters.values()]
+                    with m.If(self.inp.payload.first):
+                        m.d.sync += [s.eq(0) for row in spikes for s in row] + [fresh.eq(-1)]
+                    with m.If(bad_config | (sticky != 0)):
+                        m.d.sync += ran.eq(0)
+                        m.next = "OUT"
+                    with m.Else():
+                        m.d.sync += ran.eq(1)
+                        m.d.comb += [gen.start.eq(1), queue.clear.eq(1)]
+                        m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += in_compute.eq(1)
+                with m.If(all_done):
+                    m.d.sync += k.eq(0)
+                    m.next = "SWEEP"
+            with m.State("SWEEP"):
+                m.d.comb += in_compute.eq(1)
+                m.d.sync += [u_valid.eq(1), u_k.eq(k), k.eq(k + 1)]
+                with m.If(k == chunks - 1):
+                    m.next = "LAST"
+            with m.State("LAST"):
+                m.d.comb += in_compute.eq(1)
+                m.d.sync += [fresh.bit_select(stage, 1).eq(0), stage.eq(stage + 1)]
+                with m.If(is_ro):
+                    m.d.sync += decision.eq(Mux((u_k == 0) | (chunk_best > best_val), chunk_idx, best_idx))
+                    m.next = "OUT"
+                with m.Else():
+                    m.d.comb += [gen.start.eq(1), queue.clear.eq(1)]
+                    m.next = "RUN"
+            with m.State("OUT"):
+                m.d.comb += self.out.valid.eq(1)
+                with m.If(self.out.ready):
+                    m.next = "IDLE"
+
+        res = self.out.payload.result
+        m.d.comb += [res.decision.eq(decision), res.ran.eq(ran), res.status.eq(self.status)]
+        if self.debug:
+            o = self.out.payload
+            m.d.comb += o.readout.eq(readout_dbg)
+            for l in range(Lmax):
+                for t in range(T):
+                    m.d.comb += o.spikes[l][t].eq(spikes[l][t])
+            for c in CORE_COUNTERS:
+                m.d.comb += getattr(o.counters, c).eq(counters[c])
+        return m
+
+
+def _or_all(vals):
+    out = vals[0]
+    for v in vals[1:]:
+        out = out | v
+    return out

@@ -1,0 +1,196 @@
+"""The configurable core (``rtl/core.py``) under cocotb: one Verilog file per :class:`HardwareParams`, any model
+loaded through the configuration stream at run time (:func:`golden.image.load_image`), every frame compared with
+golden (spikes, readout potentials, decision, counters), with the core's cycle model
+(:mod:`golden.core_cycles`) and with the handshake timing the testbench measured itself.
+
+The testbench is :mod:`tb.cocotb_accel` (the same witness as for the model-specific accelerator).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from golden.core_cycles import block_reads, core_cycle_counts, core_max_frame_cycles
+from golden.cycles import dense_mode_counters
+from golden.image import FLAGS, addr_bits, load_image
+from golden.model import Model
+from golden.network import COUNTERS, run_batch
+from golden.params import HardwareParams
+from rtl.build import CORE_TOP, build_core_verilog
+from rtl.core import CORE_COUNTERS, core_layouts
+
+from .runner import SimError, SimResult, _timing_errors, ensure_simulator, kept_frames
+
+__all__ = ["simulate_core", "compare_core", "decode_output", "pack_config"]
+
+
+def pack_config(writes, hw: HardwareParams) -> list:
+    """Configuration writes as ``cfg`` stream payloads (``addr`` low, then ``data``), hex strings."""
+    ab = addr_bits(hw)
+    return [hex(a | d << ab) for a, d in writes]
+
+
+def _field(word: int, layout, name):
+    f = layout[name]
+    return (word >> f.offset) & ((1 << f.width) - 1)
+
+
+def _signed(v: int, bits: int) -> int:
+    return v - (1 << bits) if v >> (bits - 1) & 1 else v
+
+
+def decode_output(word: int, hw: HardwareParams, net) -> dict:
+    """One output word of the core (with ``debug``) for a model of network ``net``: ``decision``, ``ran``,
+    ``flags`` (set of names), ``readout`` (C,), ``spikes`` (per layer (T, N)), ``counters``."""
+    lay = core_layouts(hw, debug=True)["output"]
+    res = _field(word, lay, "result")
+    rl = lay["result"].shape
+    out = {"decision": _field(res, rl, "decision"), "ran": _field(res, rl, "ran")}
+    st = _field(res, rl, "status")
+    out["flags"] = {f for i, f in enumerate(FLAGS) if st >> i & 1}
+    ro = _field(word, lay, "readout")
+    sb = hw.max_state_bits
+    out["readout"] = np.array([_signed(ro >> (c * sb) & ((1 << sb) - 1), sb) for c in range(net.readout.size)],
+                              dtype=np.int64)
+    spk = _field(word, lay, "spikes")
+    N, T = hw.max_neurons, hw.time_steps
+    out["spikes"] = []
+    for l, lp in enumerate(net.layers):
+        rows = []
+        for t in range(net.time_steps):
+            bits = spk >> ((l * T + t) * N) & ((1 << N) - 1)
+            rows.append([bits >> j & 1 for j in range(lp.size)])
+        out["spikes"].append(np.array(rows, dtype=np.uint8))
+    cnt = _field(word, lay, "counters")
+    out["counters"] = {c: cnt >> (32 * i) & 0xFFFFFFFF for i, c in enumerate(CORE_COUNTERS)}
+    return out
+
+
+def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: Path, *, dense: bool = False,
+                  all_blocks: bool = False, bubble_p: float = 0.0, stall_p: float = 0.0, preload_p: float = 0.0,
+                  seed: int = 0, verilog: Path | None = None) -> SimResult:
+    """Configure the core with ``model`` through its ``cfg`` stream and run ``utterances`` through it on ``sim``."""
+    from cocotb_tools.runner import get_runner
+
+    ensure_simulator(sim)
+    work_dir = Path(work_dir).resolve()
+    net = model.network
+    t0 = time.perf_counter()
+    writes = load_image(model, hw, all_blocks=all_blocks)
+    if verilog is None:
+        verilog = build_core_verilog(hw, work_dir / "verilog")
+    build_dir = work_dir / f"{sim}_{verilog.stem}"
+    runner = get_runner(sim)
+    build_args = ["-Wno-fatal"] if sim == "verilator" else []
+    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runner.build(sources=[verilog], hdl_toplevel=CORE_TOP, build_dir=build_dir, timescale=("1ns", "1ps"),
+                     build_args=build_args, always=False, log_file=build_dir / "build.log")
+    except Exception as e:
+        raise SimError(f"{sim}: building {verilog.name} failed ({e}); see {build_dir / 'build.log'}") from None
+    build_s = time.perf_counter() - t0
+    frames = np.concatenate([np.asarray(u, dtype=np.int64) for u in utterances])
+    lengths = np.array([len(u) for u in utterances], dtype=np.int64)
+    kept = kept_frames(lengths, ())
+    ready_always = stall_p == 0
+    watchdog = 2 * core_max_frame_cycles(model, hw) + 100 + (2 * len(writes) if all_blocks else 0)
+    if all_blocks or dense:
+        watchdog = 4 * watchdog + 10 * sum(lp.size for lp in net.layers) * 64
+    meta = {"seed": seed, "dense": dense, "bubble_p": bubble_p, "stall_p": stall_p, "long_stall_p": 0.0,
+            "preload_p": preload_p, "busy_write_p": 0.0, "ready_always": bool(ready_always), "aborts": [],
+            "watchdog_cycles": int(watchdog), "feature_bits": hw.max_feature_bits, "core": True}
+    job = {"frames": frames, "lengths": lengths, "meta": json.dumps(meta),
+           "config": np.array(pack_config(writes, hw))}
+    run_dir = work_dir / f"run_core_{sim}_{os.getpid()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    job_path, res_path = run_dir / "job.npz", run_dir / "result.json"
+    np.savez(job_path, **job)
+    res_path.unlink(missing_ok=True)
+    t1 = time.perf_counter()
+    env = {"RSNN_TB_JOB": str(job_path), "RSNN_TB_RESULT": str(res_path)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    failed = None
+    try:
+        runner.test(hdl_toplevel=CORE_TOP, test_module="tb.cocotb_accel", build_dir=build_dir, test_dir=run_dir,
+                    extra_env=env, results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
+    except (Exception, SystemExit) as e:
+        failed = f"{type(e).__name__} {e}"
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    wall = time.perf_counter() - t1
+    result = json.loads(res_path.read_text()) if res_path.is_file() else None
+    if result is not None and result.get("error"):
+        raise SimError(f"{sim}: the testbench stopped: {result['error']}; see {run_dir / 'sim.log'}")
+    if failed is not None:
+        raise SimError(f"{sim}: the cocotb test failed ({failed}); see {run_dir / 'sim.log'}")
+    if result is None:
+        raise SimError(f"{sim}: the testbench wrote no result (see {run_dir / 'sim.log'})")
+    words = result["words"]
+    if len(words) != sum(kept):
+        raise SimError(f"{sim}: {len(words)} output words for {sum(kept)} frames")
+    outs = [decode_output(int(w, 16), hw, net) for w in words]
+    return SimResult(sim, outs, wall, build_s, len(frames), result["timing"], kept, result.get("stimulus", {}))
+
+
+def compare_core(model: Model, hw: HardwareParams, utterances, result: SimResult, dense: bool = False,
+                 all_blocks: bool = False) -> dict:
+    """Every frame of ``result`` against golden: readout, spikes, decision (the argmax so far), counters (and
+    ``weight_words`` against :func:`golden.core_cycles.block_reads`), the ``cycles`` counter against
+    :func:`golden.core_cycles.core_cycle_counts` and the measured handshakes against it. Never raises on a
+    mismatch: returns counts and the first few described."""
+    utts = [np.asarray(u) for u in utterances]
+    trace = run_batch(model, utts)
+    cyc = core_cycle_counts(model, hw, utts, trace, dense=dense, all_blocks=all_blocks).sum(-1)
+    words = block_reads(model, hw, utts, trace, dense=dense, all_blocks=all_blocks)
+    expected = dense_mode_counters(model, utts, trace) if dense else trace.counters
+    mism = cmism = lmism = 0
+    details, n = [], 0
+    for b in range(len(utts)):
+        tr = trace[b]
+        for f in range(tr.n_frames):
+            o = result.outputs[n]
+            bad = []
+            if not o["ran"] or o["flags"]:
+                bad.append(f"not run (flags {sorted(o['flags'])})")
+            if not np.array_equal(o["readout"], tr.readout[f]):
+                bad.append("readout")
+            if o["decision"] != int(np.argmax(tr.readout[f])):
+                bad.append("decision")
+            for l, s in enumerate(tr.spikes):
+                if not np.array_equal(o["spikes"][l], s[f]):
+                    bad.append(f"spikes{l}")
+            for c in COUNTERS:
+                if o["counters"][c] != int(expected[c][b, f].sum()):
+                    bad.append(f"{c} {o['counters'][c]} != {int(expected[c][b, f].sum())}")
+            if o["counters"]["weight_words"] != int(words[b, f]):
+                bad.append(f"weight_words {o['counters']['weight_words']} != {int(words[b, f])}")
+            if bad:
+                mism += 1
+                if len(details) < 5:
+                    details.append(f"utterance {b} frame {f}: {', '.join(bad)}")
+            if o["counters"]["cycles"] != int(cyc[b, f]):
+                cmism += 1
+                if len(details) < 10:
+                    details.append(f"utterance {b} frame {f}: cycles core {o['counters']['cycles']} "
+                                   f"model {int(cyc[b, f])}")
+            if result.timing:
+                late = _timing_errors(result.timing, n, int(cyc[b, f]))
+                if late:
+                    lmism += 1
+                    if len(details) < 15:
+                        details.append(f"utterance {b} frame {f}: {late}")
+            n += 1
+    return {"frames": n, "mismatches": mism, "cycle_mismatches": cmism, "latency_mismatches": lmism,
+            "details": details, "decisions": [int(result.outputs[i]["decision"]) for i in
+                                              np.cumsum([len(u) for u in utts]) - 1],
+            "golden_decisions": [int(d) for d in trace.decisions],
+            "cycles": [int(o["counters"]["cycles"]) for o in result.outputs]}
