@@ -126,6 +126,7 @@ class Bench:
                     self.fail("watchdog: cfg.ready stayed low")
             await FallingEdge(dut.clk)
         dut.cfg__valid.value = 0
+        await FallingEdge(dut.clk)   # inp.ready depends on cfg.valid: let it settle before a frame is offered
 
     def hold_cycles(self) -> int:
         m, r = self.meta, self.rng
@@ -224,8 +225,8 @@ async def run_job(dut):
                         bubbles += 1
                     bench.stimulus["input_bubble"] += bubbles > 0
                     bench.present(frames[starts[u] + f], f == 0)
+                rises_before = len(bench.rises)       # before the take: a refused frame answers at once
                 t_in = await bench.accept()
-                rises_before = len(bench.rises)
                 if rng.random() < meta["busy_write_p"]:
                     await bench.busy_write()
                 if delay is not None:                      # reset in the middle of this frame

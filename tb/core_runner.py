@@ -72,15 +72,16 @@ def decode_output(word: int, hw: HardwareParams, net) -> dict:
 
 def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: Path, *, dense: bool = False,
                   all_blocks: bool = False, bubble_p: float = 0.0, stall_p: float = 0.0, preload_p: float = 0.0,
-                  seed: int = 0, verilog: Path | None = None) -> SimResult:
-    """Configure the core with ``model`` through its ``cfg`` stream and run ``utterances`` through it on ``sim``."""
+                  seed: int = 0, verilog: Path | None = None, extra_writes=()) -> SimResult:
+    """Configure the core with ``model`` through its ``cfg`` stream and run ``utterances`` through it on ``sim``.
+    ``extra_writes`` (``(addr, data)``) follow the model's image (to probe the status flags)."""
     from cocotb_tools.runner import get_runner
 
     ensure_simulator(sim)
     work_dir = Path(work_dir).resolve()
     net = model.network
     t0 = time.perf_counter()
-    writes = load_image(model, hw, all_blocks=all_blocks)
+    writes = load_image(model, hw, all_blocks=all_blocks) + [tuple(w) for w in extra_writes]
     if verilog is None:
         verilog = build_core_verilog(hw, work_dir / "verilog")
     build_dir = work_dir / f"{sim}_{verilog.stem}"

@@ -1,0 +1,182 @@
+"""The configurable core (accelerator v2): golden's block-sparse format, configuration map and cycle model, and
+the core itself on Icarus (one Verilog file, models loaded at run time, bit- and cycle-exact)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import golden.core_cycles as core_cycles
+from golden.core_cycles import core_cycle_counts, stage_cycles
+from golden.image import (FLAGS, REGION_BLOCKS, REGION_INDEX, REGION_REGS, config_errors, decode_image,
+                          load_image, model_from_image, offset_bits, reg_addr)
+from golden.model import random_model
+from golden.modelfile import load_model
+from golden.params import HardwareParams, LayerParams, NetworkParams, ParamError, ReadoutParams, ResetMode
+from golden.sparse import compress, format_bits, row_blocks
+
+HW = HardwareParams(pe_count=4, time_steps=2, max_features=16, max_neurons=32, max_classes=4, max_layers=2,
+                    scan_width=4, weight_blocks=512, index_rows=160, acc_bits=20, max_state_bits=16)
+
+
+def small_net(T=2, sizes=(20, 13)):
+    return NetworkParams(n_features=10, time_steps=T, layers=(
+        LayerParams(size=sizes[0], state_bits=12, threshold=20, leak_shift=2),
+        LayerParams(size=sizes[1], state_bits=10, threshold=9, leak_shift=0, reset=ResetMode.ZERO)),
+        readout=ReadoutParams(size=3, state_bits=14)).validate()
+
+
+def utterances(rng, n=3, F=10):
+    return [rng.integers(0, 16, (int(rng.integers(3, 8)), F)) * (rng.random((1, F)) < 0.6) for _ in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------- golden side
+@pytest.mark.parametrize("name", ["fsdd", "arabic_digits"])
+def test_image_of_a_shipped_model_decodes_to_the_same_model(name):
+    model = load_model(f"models/{name}.npz")
+    hw = HardwareParams()
+    writes = load_image(model, hw)
+    back = model_from_image(writes, hw, model)
+    assert back.network == model.network
+    for a, b in zip(model.layers, back.layers):
+        assert np.array_equal(a.w_in, b.w_in) and np.array_equal(a.w_rec, b.w_rec)
+    assert np.array_equal(model.w_out, back.w_out)
+    st = decode_image(writes, hw)
+    assert not st["flags"] and config_errors(st["regs"], hw) == []
+
+
+def test_compress_stores_exactly_the_non_empty_blocks(rng):
+    model = random_model(small_net(), seed=3, density=0.3)
+    sw = compress(model, 4)
+    for name, m in sw.matrices.items():
+        w = {"out": model.w_out, **{f"in{l}": lw.w_in for l, lw in enumerate(model.layers)},
+             **{f"rec{l}": lw.w_rec for l, lw in enumerate(model.layers)}}[name]
+        assert np.array_equal(sw.dense(name), w)
+        assert all(np.any(blk != 0) for blk in m.weights)          # nothing empty stored
+        assert np.array_equal(m.count, row_blocks(model, 4)[name])
+    full = compress(model, 4, all_blocks=True)
+    assert full.blocks == sum(m.rows * m.chunks for m in full.matrices.values()) > sw.blocks
+    bits = format_bits(model, HW)
+    assert bits["block_sparse"]["weights"] == sw.blocks * 4 * 4
+    assert bits["dense"]["blocks"] == full.blocks
+
+
+def test_model_that_does_not_fit_is_refused_naming_the_field():
+    model = random_model(small_net(), seed=0, density=0.5)
+    for hw, field in [(HardwareParams(**{**HW.to_dict(), "weight_blocks": 8}), "weight_blocks"),
+                      (HardwareParams(**{**HW.to_dict(), "index_rows": 50}), "index_rows"),
+                      (HardwareParams(**{**HW.to_dict(), "acc_bits": 8}), "acc_bits"),
+                      (HardwareParams(**{**HW.to_dict(), "max_neurons": 16}), "max_neurons")]:
+        with pytest.raises(ParamError, match=field):
+            load_image(model, hw)
+    net = small_net()
+    shifted = NetworkParams(**{**net.__dict__, "layers": (LayerParams(**{**net.layers[0].__dict__, "in_shift": 9}),
+                                                           net.layers[1])}).validate()
+    with pytest.raises(ParamError, match="max_shift"):
+        load_image(random_model(shifted, seed=0), HardwareParams(**{**HW.to_dict(), "acc_bits": 40}))
+
+
+def test_decoder_flags_bad_writes():
+    ob = offset_bits(HW)
+    cases = {"BAD_ADDRESS": (REGION_REGS << ob | 0x0F, 1), "BAD_VALUE": (REGION_REGS << ob | reg_addr("N_LAYERS"), 99),
+             "BAD_POINTER": (REGION_INDEX << ob | 0, 510 | 5 << 9)}
+    for flag, w in cases.items():
+        assert decode_image([w], HW)["flags"] == {flag}
+        assert decode_image([w, (REGION_REGS << ob | reg_addr("CLEAR"), 0)], HW)["flags"] == set()
+    assert decode_image([(3 << ob, 0)], HW)["flags"] == {"BAD_ADDRESS"}
+    assert decode_image([(REGION_BLOCKS << ob | HW.weight_blocks, 0)], HW)["flags"] == {"BAD_ADDRESS"}
+    assert config_errors(decode_image([], HW)["regs"], HW)      # a core never configured runs nothing
+
+
+def test_stage_cycles_by_hand():
+    hw = HardwareParams(pe_count=4, scan_width=4)
+    # 6 sources in 2 groups: events at 1, 2 (group 0) and 5 (group 1); blocks 2, 0, 3; 8 outputs = 2 chunks
+    ff = np.array([0, 1, 1, 0, 0, 1], dtype=bool)
+    b = np.array([9, 2, 0, 9, 9, 3])
+    # scan: group 0 costs 2 cycles (events at cycles 0, 1), group 1 one (event at 2): G = 3, last group has one
+    # queue heads at 2, 3 (empty row: never queued), 4; reads: 2,3 (event 1), 4,5,6 (event 5): end 7; +2 -> x = 9
+    assert int(stage_cycles(ff, None, b, None, 8, hw)) == 9 + 1 + 2 + 1
+    # nothing active: G = 2 groups of 1 cycle, x = 2
+    assert int(stage_cycles(np.zeros(6, bool), None, b, None, 8, hw)) == 2 + 1 + 2 + 1
+
+
+def test_cycles_grow_with_activity_and_blocks(rng):
+    model = random_model(small_net(), seed=2, density=0.4)
+    utts = utterances(rng)
+    sparse = core_cycle_counts(model, HW, utts).sum(-1)
+    dense = core_cycle_counts(model, HW, utts, dense=True, all_blocks=True).sum(-1)
+    assert (dense >= sparse).all() and dense.sum() > sparse.sum()
+
+
+# ---------------------------------------------------------------------------------------------- the RTL
+sim = pytest.mark.sim
+
+
+@pytest.fixture(scope="module")
+def core_run(tmp_path_factory):
+    """Two different models on ONE Verilog file of the core, on Icarus."""
+    from rtl.build import build_core_verilog
+    from tb.core_runner import compare_core, simulate_core
+    work = tmp_path_factory.mktemp("core")
+    verilog = build_core_verilog(HW, work / "verilog")
+    rng = np.random.default_rng(5)
+    runs = []
+    for net, seed in ((small_net(T=2), 1), (small_net(T=1, sizes=(32, 7)), 2)):
+        model = random_model(net, seed=seed, density=0.35)
+        utts = utterances(rng)
+        res = simulate_core("icarus", model, HW, utts, work, verilog=verilog, bubble_p=0.2, stall_p=0.2,
+                            preload_p=0.3, seed=seed)
+        runs.append((model, utts, res, compare_core(model, HW, utts, res)))
+    return runs
+
+
+@sim
+def test_one_verilog_runs_two_models_bit_and_cycle_exact(core_run):
+    for model, utts, res, cmp in core_run:
+        assert cmp["frames"] == sum(len(u) for u in utts) > 0
+        assert (cmp["mismatches"], cmp["cycle_mismatches"], cmp["latency_mismatches"]) == (0, 0, 0), cmp["details"]
+        assert cmp["decisions"] == cmp["golden_decisions"]
+
+
+@sim
+def test_cycle_model_change_is_caught(core_run, monkeypatch):
+    from tb.core_runner import compare_core
+    model, utts, res, _ = core_run[0]
+    monkeypatch.setattr(core_cycles, "ACC_LATENCY", core_cycles.ACC_LATENCY + 1)
+    cmp = compare_core(model, HW, utts, res)
+    assert cmp["cycle_mismatches"] == cmp["frames"]
+
+
+@sim
+def test_golden_change_is_caught(core_run):
+    from tb.core_runner import compare_core
+    model, utts, res, _ = core_run[0]
+    other = model.replace(w_out=-model.w_out)
+    assert compare_core(other, HW, utts, res)["mismatches"] > 0
+
+
+@sim
+def test_dense_baseline_on_the_core(tmp_path, rng):
+    from tb.core_runner import compare_core, simulate_core
+    model = random_model(small_net(), seed=4, density=0.3)
+    utts = utterances(rng, n=2)
+    res = simulate_core("icarus", model, HW, utts, tmp_path, dense=True, all_blocks=True)
+    cmp = compare_core(model, HW, utts, res, dense=True, all_blocks=True)
+    assert (cmp["mismatches"], cmp["cycle_mismatches"], cmp["latency_mismatches"]) == (0, 0, 0), cmp["details"]
+    sparse = core_cycle_counts(model, HW, utts).sum()
+    assert sum(cmp["cycles"]) > sparse
+
+
+@sim
+@pytest.mark.parametrize("flag,write", [("BAD_ADDRESS", (REGION_REGS, 0x0F, 1)),
+                                        ("BAD_VALUE", (REGION_REGS, reg_addr("N_LAYERS"), 99)),
+                                        ("BAD_POINTER", (REGION_INDEX, 0, 510 | 5 << 9)),
+                                        ("BAD_CONFIG", (REGION_REGS, reg_addr("SIZE", 0), 0))])
+def test_bad_configuration_is_flagged_and_no_frame_runs(flag, write, tmp_path, rng):
+    from tb.core_runner import simulate_core
+    model = random_model(small_net(), seed=4, density=0.3)
+    region, off, data = write
+    res = simulate_core("icarus", model, HW, utterances(rng, n=1), tmp_path,
+                        extra_writes=[(region << offset_bits(HW) | off, data)])
+    for o in res.outputs:
+        assert o["flags"] == {flag} and o["ran"] == 0 and o["counters"]["cycles"] == 0
+    assert FLAGS.index(flag) >= 0
