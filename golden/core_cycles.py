@@ -3,9 +3,9 @@
 Per stage (each recurrent layer, then the readout), with ``S`` the scan width, ``P`` the PEs, ``K = ceil(N_out / P)``
 chunks and ``b(r)`` the stored blocks of source row ``r`` (:func:`golden.sparse.row_blocks`)::
 
-    cycles(stage) = x + 1 + K + 1
+    cycles(stage) = x + K + 1
 
-    x     = max(G + e_last,  max over events j with b(j) > 0 of (g_j + 2 + sum over events i >= j of b(i)) + 2)
+    x     = max(G + e_last,  max over events j with b(j) > 0 of (g_j + 2 + sum over events i >= j of b(i)) + 1)
     G     = sum over groups of S sources (feed-forward segment, then recurrent) of max(1, events in the group)
     g_j   = the scan cycle of event j: the cycles of the groups before its own, plus the events before it in
             its group (events leave in ascending source order, feed-forward first)
@@ -13,9 +13,11 @@ chunks and ``b(r)`` the stored blocks of source row ``r`` (:func:`golden.sparse.
 
 The three RUN units overlap: the scan emits an event per cycle (``g_j``), its row entry is read the cycle after and
 an event whose row has blocks is in the queue the cycle after that (``g_j + 2``); the block fetch then reads one
-block per cycle, back to back, and the last block's accumulation ends two cycles after its read. ``x`` is the first
-cycle at which all units are idle (counted from 0, the stage's first cycle); ``+1`` is that cycle, ``K`` the sweep's
-chunk reads, ``+1`` the sweep's last update. An event whose row is empty costs only its scan cycle.
+block per cycle, back to back; a block's data arrives the cycle after its read. ``x`` (counted from 0, the stage's
+first cycle) is the first cycle at which the scan, the lookup, the queue and the fetch are all idle: the sweep reads
+chunk 0 in that very cycle, while the last block's accumulation is still being written (the accumulator memory's
+read port is transparent, and no later write goes to any chunk). Then ``K - 1`` more chunk reads and ``+1`` for the
+last update: ``x + K + 1``. An event whose row is empty costs only its scan cycle.
 
 ``cycles(frame)`` is the sum over the stages; it is what the core's ``cycles`` counter reports. The handshakes
 around it are those of :mod:`golden.cycles` (``HANDSHAKE_IN`` / ``HANDSHAKE_OUT``).
@@ -35,10 +37,10 @@ from .params import HardwareParams
 from .sparse import row_blocks
 
 __all__ = ["core_cycle_counts", "core_max_frame_cycles", "stage_cycles", "block_reads", "QUEUE_LATENCY",
-           "ACC_LATENCY"]
+           "FETCH_DRAIN"]
 
 QUEUE_LATENCY = 2    # scan cycle -> the event is at the head of the queue (row lookup, queue write)
-ACC_LATENCY = 2      # block read -> its accumulation written (weight memory, accumulator memory)
+FETCH_DRAIN = 1      # last block read -> the fetch is idle (its data cycle); the sweep may start then
 
 
 def _scan(act: np.ndarray, S: int):
@@ -73,8 +75,8 @@ def stage_cycles(ff: np.ndarray, rec: np.ndarray | None, b_ff: np.ndarray, b_rec
     b = np.where(np.concatenate(acts, axis=-1), np.concatenate(blocks, axis=-1), 0)
     suffix = np.cumsum(b[..., ::-1], axis=-1)[..., ::-1]               # blocks of this event and all after it
     end = np.where(b > 0, t + QUEUE_LATENCY + suffix, -1).max(axis=-1)  # cycle after the last block read
-    x = np.maximum(G + last, np.where(end >= 0, end + ACC_LATENCY, 0))
-    return x + 1 + ceil_div(n_out, P) + 1
+    x = np.maximum(G + last, np.where(end >= 0, end + FETCH_DRAIN, 0))
+    return x + ceil_div(n_out, P) + 1
 
 
 def _activity(model: Model, utterances, trace: BatchTrace):

@@ -27,7 +27,7 @@ from .model import Model
 from .params import HardwareParams, NetworkParams, ParamError
 
 __all__ = ["SparseMatrix", "SparseWeights", "compress", "row_blocks", "matrix_names", "matrix_rows",
-           "max_chunks", "chunk_bits", "count_bits", "block_addr_bits", "index_bits_per_row", "block_word_bits",
+           "lane_list_rows", "max_chunks", "chunk_bits", "count_bits", "block_addr_bits", "index_bits_per_row", "block_word_bits",
            "format_bits"]
 
 
@@ -161,6 +161,13 @@ def compress(model: Model, P: int, all_blocks: bool = False) -> SparseWeights:
         index_base += R
         first += len(rr)
     return SparseWeights(P, mats)
+
+
+def lane_list_rows(model: Model, P: int) -> dict:
+    """The alternative format's cost per row: each lane keeps a list of its non-zero weights with their chunk
+    ids, and an event costs the longest lane list of its row. Matrix name -> int64 array (R,)."""
+    return {name: np.count_nonzero(_blocked(w, P), axis=1).max(axis=1).astype(np.int64)
+            for name, w in _arrays(model).items()}
 
 
 def format_bits(model: Model, hw: HardwareParams) -> dict:

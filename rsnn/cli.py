@@ -14,6 +14,7 @@ Memory is bounded whatever the input: the golden model runs in batches of bounde
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import stat
@@ -29,7 +30,7 @@ from golden.frontend import AudioError, features_from_file
 from golden.model import Model, random_model
 from golden.modelfile import ModelFileError, load_model
 from golden.network import COUNTERS, InputError, dense_counts, run_batch
-from golden.cycles import FRAME_OVERHEAD, cycle_counts, lower_bound, realtime_clock_hz
+from golden.cycles import FRAME_OVERHEAD, lower_bound, realtime_clock_hz
 from golden.params import HardwareParams, ParamError
 
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -380,21 +381,27 @@ def _hardware(args) -> HardwareParams:
 
 
 def rtl_run(model: Model, hw: HardwareParams, feats: list, simulators, work_dir: Path, dense: bool = False,
-            log=print) -> dict:
-    """Run ``feats`` through the RTL on each simulator; compare every frame with golden and the cycle model."""
-    from tb.runner import SimError, compare, simulate
+            log=print, verilog: Path | None = None) -> dict:
+    """Load ``model`` into the configurable core (``rtl/core.py``) through its configuration stream and run
+    ``feats`` through it on each simulator; compare every frame with golden and the core's cycle model."""
+    from golden.image import check_fits
+    from rtl.build import build_core_verilog
+    from tb.core_runner import compare_core, simulate_core
+    from tb.runner import SimError
     try:
-        hw.check(model.network)
+        check_fits(model, hw)
     except ParamError as e:
         raise CliError(f"the model does not fit the hardware: {e}") from None
+    if verilog is None:
+        verilog = build_core_verilog(hw, work_dir / "verilog")
     out = {}
     for sim in simulators:
         log(f"RTL on {sim}: {len(feats)} utterances, {sum(len(f) for f in feats)} frames ...")
         try:
-            r = simulate(sim, model, hw, feats, work_dir, dense=dense)
+            r = simulate_core(sim, model, hw, feats, work_dir, dense=dense, verilog=verilog)
         except SimError as e:
             raise CliError(str(e)) from None
-        c = compare(model, hw, feats, r, dense=dense)
+        c = compare_core(model, hw, feats, r, dense=dense)
         out[sim] = {"utterances": len(feats), "frames": c["frames"], "mismatches": c["mismatches"],
                     "cycle_mismatches": c["cycle_mismatches"], "latency_mismatches": c["latency_mismatches"],
                     "wall_s": round(r.wall_s, 2),
@@ -409,8 +416,13 @@ def rtl_run(model: Model, hw: HardwareParams, feats: list, simulators, work_dir:
     return out
 
 
+#: what ``rsnn sim`` runs when neither --model nor --data is given: every shipped model on one core
+SIM_MODELS = ("fsdd", "arabic_digits")
+
+
 def cmd_sim(args) -> int:
-    """The main job: golden over the split, the RTL on Icarus and Verilator over (a part of) it, compared."""
+    """The main job: golden over the split, the configurable core on Icarus and Verilator over (a part of) it,
+    compared; without --model / --data, both shipped models on ONE Verilog file of the core."""
     hw = _hardware(args)
     sims = [] if args.no_rtl else [s.strip() for s in args.simulators.split(",") if s.strip()]
     from tb.runner import SIMULATORS
@@ -419,48 +431,109 @@ def cmd_sim(args) -> int:
                        "(or use --no-rtl)")
     if args.rtl_utterances < 1 and not args.all and sims:
         raise CliError(f"--rtl-utterances must be at least 1, not {args.rtl_utterances} (or use --no-rtl)")
-    data, utts = _utterances(args)
-    out = check_output(args.json, _run_inputs(args, utts), default=SIM_JSON)
-    model, desc = resolve_model(args.model, args.seed)
+    if args.model is None and args.data is None and all(_model_file(n) for n in SIM_MODELS):
+        jobs = []
+        for name in SIM_MODELS:
+            data = default_data_dir(name)
+            utts = read_manifest(data, args.split, args.label_column, allow_outside=args.allow_outside_data)
+            jobs.append((name, data, utts[:args.limit] if args.limit is not None else utts))
+        inputs = []
+        for name, data, utts in jobs:
+            inputs += [("the model file", _model_file(name)), ("the manifest", data / "manifest.csv")]
+            inputs += [("the audio file", u.path) for u in utts]
+        out = check_output(args.json, inputs, default=SIM_JSON)
+        jobs = [(name, data, utts) + resolve_model(name) for name, data, utts in jobs]
+    else:
+        data, utts = _utterances(args)
+        out = check_output(args.json, _run_inputs(args, utts), default=SIM_JSON)
+        model, desc = resolve_model(args.model, args.seed)
+        jobs = [(None, data, utts, model, desc)]
+    verilog = None
+    if sims:
+        from rtl.build import build_core_verilog
+        for _, _, _, model, _ in jobs:   # every model must fit before anything is simulated
+            try:
+                check_fits_core(model, hw)
+            except ParamError as e:
+                raise CliError(f"the model does not fit the hardware: {e}") from None
+        verilog = build_core_verilog(hw, PROJECT_ROOT / "build" / "sim" / "verilog")
+    report = {"hardware": hw.to_dict()}
+    if verilog is not None:
+        report["verilog"] = str(verilog)
+        report["verilog_sha256"] = hashlib.sha256(verilog.read_bytes()).hexdigest()
+    ok = True
+    models = {}
+    for name, data, utts, model, desc in jobs:
+        res, good = _sim_one(model, desc, data, utts, hw, sims, args, verilog)
+        ok &= good
+        models[name] = res
+    if len(jobs) == 1:
+        report.update(models[None])
+    else:
+        report["models"] = models
+    _write_json(out, report)
+    print(f"wrote {args.json}")
+    if verilog is not None:
+        print(f"one Verilog file for {'both models' if len(jobs) > 1 else 'the model'}: {verilog} "
+              f"(sha256 {report['verilog_sha256'][:16]}...)")
+    return 0 if ok else 1
+
+
+def check_fits_core(model: Model, hw: HardwareParams) -> None:
+    from golden.image import check_fits
+    check_fits(model, hw)
+
+
+def _sim_one(model: Model, desc: str, data: Path, utts: list, hw: HardwareParams, sims: list, args, verilog):
+    """``rsnn sim`` for one model: (the report, everything exact)."""
+    from golden.core_cycles import core_cycle_counts
     res = evaluate(model, utts, keep=True)
-    res.update({"model": desc, "data": str(data), "split": args.split, "hardware": hw.to_dict()})
+    res.update({"model": desc, "data": str(data), "split": args.split})
     _print_eval(res, desc, data, args.split)
     act = res["activity"]
     print("activity per frame (golden counters):")
     for name, ev in act["events_per_frame"].items():
         print(f"  {name:>8}: {ev:8.2f} input events, {act['accumulations_per_frame'][name]:10.1f} accumulations "
               f"(dense: {act['dense_accumulations_per_frame'][name]})")
-    print(f"zero-skip: {act['zero_skip_work_fraction'] * 100:.2f} % of the dense accumulations are done")
+    print(f"zero-skip and pruning together: {act['zero_skip_work_fraction'] * 100:.2f} % of the dense "
+          "accumulations are done")
     feats, truth, trace = res.pop("_features"), res.pop("_truth"), res.pop("_trace")
-    cyc = cycle_counts(model, hw, feats, trace).sum(-1)
+    cyc = core_cycle_counts(model, hw, feats, trace).sum(-1)
     valid = cyc[cyc > 0]
     period = valid + FRAME_OVERHEAD
     res["golden_accuracy"] = res["accuracy"]
     res["cycles_per_frame"] = {"mean": round(float(period.mean()), 2), "max": int(period.max()),
                                "compute_mean": round(float(valid.mean()), 2), "compute_max": int(valid.max()),
-                               "source": "golden cycle model over every frame of the split (checked against the "
-                                         "RTL on the simulated utterances)", "pe_count": hw.pe_count}
+                               "source": "the core's cycle model (golden/core_cycles.py) over every frame of the "
+                                         "split (checked against the RTL on the simulated utterances)",
+                               "pe_count": hw.pe_count}
     res["realtime_clock_hz"] = realtime_clock_hz(int(valid.max()))
     print(f"cycles per frame (P = {hw.pe_count}, incl. 2 handshake cycles): mean {period.mean():.1f}, max "
           f"{period.max()} -> real time at {res['realtime_clock_hz'] / 1e3:.1f} kHz")
     bound = lower_bound(model, hw, trace)[cyc > 0]
     res["cycles_per_frame"]["lower_bound_mean"] = round(float(bound.mean()), 2)
+    res["cycles_per_frame"]["compute_over_lower_bound"] = round(float(valid.mean() / bound.mean()), 3)
+    print(f"lower bound (non-zero weights / P + state writes / P): mean {bound.mean():.1f}; the core's compute "
+          f"cycles are {valid.mean() / bound.mean():.2f} x that")
+    from golden.sparse import format_bits
+    res["memory_bits"] = format_bits(model, hw)
     table = {}
-    for P in (1, 2, 4, 8, 16, 32, 64):
+    for P in (1, 2, 4, 8, 16, 32):
         hp = HardwareParams(**{**hw.to_dict(), "pe_count": P})
-        c = cycle_counts(model, hp, feats, trace).sum(-1)
+        c = core_cycle_counts(model, hp, feats, trace).sum(-1)
         c = c[c > 0]
         table[P] = {"mean": round(float(c.mean()) + FRAME_OVERHEAD, 1), "max": int(c.max()) + FRAME_OVERHEAD,
                     "realtime_clock_hz": realtime_clock_hz(int(c.max())),
-                    "lower_bound_mean": round(float(lower_bound(model, hp, trace)[cyc > 0].mean()), 1)}
+                    "lower_bound_mean": round(float(lower_bound(model, hp, trace)[cyc > 0].mean()), 1),
+                    "memory_bits": format_bits(model, hp)["block_sparse"]["total"]}
     res["cycles_over_pe"] = table
     print("P: mean / max cycles per frame -> real-time clock: " + "; ".join(
         f"{P}: {t['mean']:.0f} / {t['max']} -> {t['realtime_clock_hz'] / 1e3:.1f} kHz" for P, t in table.items()))
     n_rtl = len(feats) if args.all else min(args.rtl_utterances, len(feats))
     pick = np.linspace(0, len(feats) - 1, n_rtl).round().astype(int) if n_rtl else np.zeros(0, dtype=int)
     res["rtl_utterances"] = pick.tolist()
-    res["simulators"] = rtl_run(model, hw, [feats[i] for i in pick], sims,
-                                PROJECT_ROOT / "build" / "sim") if sims else {}
+    res["simulators"] = rtl_run(model, hw, [feats[i] for i in pick], sims, PROJECT_ROOT / "build" / "sim",
+                                verilog=verilog) if sims else {}
     ok = True
     for sim, r in res["simulators"].items():
         acc = float(np.mean(np.array(r["decisions"]) == truth[pick]))
@@ -480,9 +553,7 @@ def cmd_sim(args) -> int:
     else:
         res["accuracy_measured_on"] = "golden only (--no-rtl)"
     res.pop("_decisions")
-    _write_json(out, res)
-    print(f"wrote {args.json}")
-    return 0 if ok else 1
+    return res, ok
 
 
 def _overrides(pairs) -> dict:

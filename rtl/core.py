@@ -457,8 +457,10 @@ class Core(wiring.Component):
         in_shifts = Array([lr[l]["IN_SHIFT"] for l in range(Lmax)] + [g["READOUT_SHIFT"]])
         rec_shifts = Array([lr[l]["REC_SHIFT"] for l in range(Lmax)] + [Const(0, widths["REC_SHIFT"])])
         m.d.comb += [acc.chunks.eq(chunks), acc.shift_in.eq(in_shifts[stage]), acc.shift_rec.eq(rec_shifts[stage])]
-        all_done = Signal()
-        m.d.comb += all_done.eq(gen.finished & ~pend & queue.empty & fetch.idle & ~acc.busy)
+        # The sweep may start while the last block's accumulation is written: the accumulator read port is
+        # transparent, and no later write goes to any chunk.
+        sweep_ok = Signal()
+        m.d.comb += sweep_ok.eq(gen.finished & ~pend & queue.empty & fetch.idle)
 
         # ------------------------------------------------------------------ the neuron sweep
         k = Signal(range(Kmax + 1))
@@ -562,7 +564,7 @@ class Core(wiring.Component):
                 # a configuration write goes first: a frame is taken only in a cycle without one
                 m.d.comb += [self.busy.eq(0), self.inp.ready.eq(~self.cfg.valid), self.cfg.ready.eq(1)]
                 with m.If(self.inp.valid & ~self.cfg.valid):
-                    m.d.sync += [features.eq(self.inp.payload.features), stage.eq(0)]
+                    m.d.sync += [features.eq(self.inp.payload.features), stage.eq(0), k.eq(0)]
                     m.d.sync += [c.eq(0) for c in counters.values()]
                     with m.If(self.inp.payload.first):
                         m.d.sync += [s.eq(0) for row in spikes for s in row] + [fresh.eq(-1)]
@@ -575,9 +577,12 @@ class Core(wiring.Component):
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += in_compute.eq(1)
-                with m.If(all_done):
-                    m.d.sync += k.eq(0)
-                    m.next = "SWEEP"
+                with m.If(sweep_ok):      # chunk 0 is read in this cycle (k = 0)
+                    m.d.sync += [u_valid.eq(1), u_k.eq(0), k.eq(1)]
+                    with m.If(chunks == 1):
+                        m.next = "LAST"
+                    with m.Else():
+                        m.next = "SWEEP"
             with m.State("SWEEP"):
                 m.d.comb += in_compute.eq(1)
                 m.d.sync += [u_valid.eq(1), u_k.eq(k), k.eq(k + 1)]
@@ -585,7 +590,7 @@ class Core(wiring.Component):
                     m.next = "LAST"
             with m.State("LAST"):
                 m.d.comb += in_compute.eq(1)
-                m.d.sync += [fresh.bit_select(stage, 1).eq(0), stage.eq(stage + 1)]
+                m.d.sync += [fresh.bit_select(stage, 1).eq(0), stage.eq(stage + 1), k.eq(0)]
                 with m.If(is_ro):
                     m.d.sync += decision.eq(Mux((u_k == 0) | (chunk_best > best_val), chunk_idx, best_idx))
                     m.next = "OUT"

@@ -158,6 +158,10 @@ def _save(fig, path: Path) -> str:
 
 def build(out: Path = REPORT, sim_path: Path | None = None, synth_path: Path | None = None) -> dict:
     sim = _load(Path(sim_path or REPORT / "sim.json"), "make sim")
+    if "models" in sim:   # both shipped models on one core: the report is FSDD's, beside the seed's figures
+        if "fsdd" not in sim["models"]:
+            raise ReportError("sim.json has no FSDD run: run `make sim`")
+        sim = {**sim["models"]["fsdd"], "hardware": sim["hardware"]}
     synth = _load(Path(synth_path or REPORT / "synth.json"), "make synth")
     mem_bits = synth["memory_bits"]
     e = energy(sim, mem_bits["weights"])

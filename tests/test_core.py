@@ -93,10 +93,11 @@ def test_stage_cycles_by_hand():
     ff = np.array([0, 1, 1, 0, 0, 1], dtype=bool)
     b = np.array([9, 2, 0, 9, 9, 3])
     # scan: group 0 costs 2 cycles (events at cycles 0, 1), group 1 one (event at 2): G = 3, last group has one
-    # queue heads at 2, 3 (empty row: never queued), 4; reads: 2,3 (event 1), 4,5,6 (event 5): end 7; +2 -> x = 9
-    assert int(stage_cycles(ff, None, b, None, 8, hw)) == 9 + 1 + 2 + 1
+    # queue heads at 2, 3 (empty row: never queued), 4; reads: 2,3 (event 1), 4,5,6 (event 5): end 7; +1 -> x = 8
+    # (the sweep reads chunk 0 at x), one more chunk read, one last update
+    assert int(stage_cycles(ff, None, b, None, 8, hw)) == 8 + 2 + 1
     # nothing active: G = 2 groups of 1 cycle, x = 2
-    assert int(stage_cycles(np.zeros(6, bool), None, b, None, 8, hw)) == 2 + 1 + 2 + 1
+    assert int(stage_cycles(np.zeros(6, bool), None, b, None, 8, hw)) == 2 + 2 + 1
 
 
 def test_cycles_grow_with_activity_and_blocks(rng):
@@ -141,7 +142,7 @@ def test_one_verilog_runs_two_models_bit_and_cycle_exact(core_run):
 def test_cycle_model_change_is_caught(core_run, monkeypatch):
     from tb.core_runner import compare_core
     model, utts, res, _ = core_run[0]
-    monkeypatch.setattr(core_cycles, "ACC_LATENCY", core_cycles.ACC_LATENCY + 1)
+    monkeypatch.setattr(core_cycles, "FETCH_DRAIN", core_cycles.FETCH_DRAIN + 1)
     cmp = compare_core(model, HW, utts, res)
     assert cmp["cycle_mismatches"] == cmp["frames"]
 

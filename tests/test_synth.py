@@ -1,9 +1,11 @@
-"""Synthesis runs on a small configuration and reports every view (cells, transistors, sky130 area, iCE40)."""
+"""Synthesis runs on a small core and reports every view (cells, transistors, sky130 area, iCE40)."""
 import pytest
 
-from golden.params import HardwareParams, default_network
-from rtl.layout import MemoryMap
+from golden.params import HardwareParams, ParamError, default_network
 from synth.synth import SKY130_CELLS, memory_bits, sky130_liberty, synthesize
+
+SMALL = HardwareParams(pe_count=2, time_steps=1, max_features=8, max_neurons=8, max_classes=4, max_layers=2,
+                       scan_width=4, weight_blocks=64, index_rows=40, acc_bits=16, max_state_bits=16)
 
 pytestmark = [pytest.mark.synth, pytest.mark.slow]
 
@@ -11,8 +13,7 @@ pytestmark = [pytest.mark.synth, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     net = default_network(n_features=6, hidden=(8, 6), n_classes=3)
-    hw = HardwareParams(pe_count=2)
-    return net, hw, synthesize(net, hw, tmp_path_factory.mktemp("synth"), log=lambda *a: None)
+    return net, SMALL, synthesize(SMALL, tmp_path_factory.mktemp("synth"), log=lambda *a: None)
 
 
 def test_every_view_is_reported(small):
@@ -22,16 +23,18 @@ def test_every_view_is_reported(small):
     assert (r["area_um2"]["osu018"] or 0) > r["area_um2"]["sky130"] or r.get("osu018_unavailable")
     assert r["ice40"]["lut"] > 0 and r["ice40"]["ff"] > 0
     assert r["sky130_cells"]["sky130_fd_sc_hd__dfxtp_1"] > 0
-    # the logic holds at least the PE accumulators and counters as flip-flops
-    assert r["cells_generic"]["$_DFF_P_"] >= hw.pe_count * net.time_steps + 10 * 32
+    # the logic holds at least the counters of the debug word as flip-flops
+    assert r["cells_generic"]["$_DFF_P_"] >= 9 * 32
+    # without the debug word the core is smaller
+    assert 0 < r["area_without_debug_um2"]["sky130"] < r["area_um2"]["sky130"]
     by = r["by_module"]
-    parts = [by[k]["area_um2_sky130"] for k in ("pe_array", "neuron_units", "readout_unit",
-                                                "event_generation_control_counters")]
+    parts = [by[k]["area_um2_sky130"] for k in ("event_generator", "event_queue", "block_fetch",
+                                                "pe_array_accumulators", "neuron_sweep_configuration_control")]
     assert min(parts) > 0 and sum(parts) == pytest.approx(r["area_um2"]["sky130"], abs=1)
-    assert by["neuron_units"]["modules"] == ["neuron_unit0", "neuron_unit1"] or \
-        sorted(by["neuron_units"]["modules"]) == ["neuron_unit0", "neuron_unit1"]
-    assert r["memory_bits"]["weights"] == MemoryMap(net, hw).depth * hw.pe_count * 4
-    assert r["memory_area_um2"]["as_sram_estimate"] == pytest.approx(sum(r["memory_bits"].values()) * 23.28, rel=1e-6)
+    mb = r["memory_bits"]
+    assert mb["weights"] == hw.weight_blocks * hw.pe_count * 4
+    assert mb["total"] == sum(v for k, v in mb.items() if k != "total")
+    assert r["memory_area_um2"]["as_sram_estimate"] == pytest.approx(mb["total"] * 23.28, rel=1e-6)
 
 
 def test_area_liberty_names_every_cell():
@@ -41,10 +44,9 @@ def test_area_liberty_names_every_cell():
     assert 'next_state : "D"' in lib
 
 
-def test_memory_bits_refuse_a_model_that_does_not_fit():
-    from golden.params import ParamError
-    with pytest.raises(ParamError):
-        memory_bits(default_network(hidden=(300, 8)), HardwareParams())
+def test_memory_bits_refuse_bad_hardware():
+    with pytest.raises(ParamError, match="weight_blocks"):
+        memory_bits(HardwareParams(weight_blocks=0))
 
 
 def test_report_from_a_small_run(small, tmp_path, capsys):
