@@ -14,13 +14,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: all sim test train bench lint synth report regress mutate tools venv clean help
 
 help:
-	@echo "make sim    - the main job: FSDD test speech through golden and the RTL on Icarus and Verilator, compared"
-	@echo "              (SIM_ARGS=--all: all 300 utterances through the RTL; default 20)"
-	@echo "make bench  - zero-skip vs dense RTL cycles, golden vs Icarus vs Verilator throughput (build/report/bench.json)"
+	@echo "make sim    - the main job: both shipped models loaded into ONE Verilog file of the configurable core, their"
+	@echo "              test speech through golden and the core on Verilator (20 utterances each) and Icarus (1),"
+	@echo "              compared frame by frame and cycle by cycle (SIM_ARGS=--all: every utterance on both)"
+	@echo "make bench  - the core's cycles dense vs zero-skip vs block-sparse, golden vs Icarus vs Verilator throughput"
+	@echo "              (build/report/bench.json)"
 	@echo "make lint   - verilator --lint-only -Wall on the generated Verilog with rtl/lint_waivers.vlt"
 	@echo "make regress - random regression: 200 configurations, 100000 frames, Icarus + Verilator, coverage"
 	@echo "              (build/report/regress.json; REGRESS_ARGS=\"--faults\": every injected RTL fault caught)"
-	@echo "make synth  - Yosys: generic cells, transistors, sky130 area, iCE40 LUT/FF (build/report/synth.json)"
+	@echo "make synth  - Yosys on the core, with and without the debug word: cells, transistors, sky130 area, iCE40,"
+	@echo "              memory bits (build/report/synth.json)"
 	@echo "make report - efficiency report beside seed 004 (after make sim + make synth): build/report/report.md"
 	@echo "make test   - the test suite (what CI runs)"
 	@echo "make mutate - mutation testing of golden/ against the fast tests (build/report/mutate.json; ~30 min on 2 cores)"
