@@ -128,6 +128,27 @@ class Bench:
         dut.cfg__valid.value = 0
         await FallingEdge(dut.clk)   # inp.ready depends on cfg.valid: let it settle before a frame is offered
 
+    async def held_write(self, word: str):
+        """The configurable core: a configuration write (a word of the image again, so nothing changes) offered
+        while a frame is computed. It must not be taken while ``busy`` is high (back-pressure, never dropped) and
+        must be taken once the core is idle."""
+        dut, waited = self.dut, 0
+        dut.cfg__payload.value = int(word, 16)
+        dut.cfg__valid.value = 1
+        self.stimulus["busy_write"] += 1
+        while True:
+            await FallingEdge(dut.clk)
+            if int(dut.cfg__ready.value):
+                if int(dut.busy.value):
+                    self.fail("cfg.ready is high while the core is busy")
+                break
+            waited += 1
+            if waited > self.watchdog:
+                self.fail("watchdog: a configuration write was never taken")
+        await FallingEdge(dut.clk)       # taken on the rising edge before this one
+        dut.cfg__valid.value = 0
+        await FallingEdge(dut.clk)       # inp.ready depends on cfg.valid: let it settle
+
     def hold_cycles(self) -> int:
         m, r = self.meta, self.rng
         if r.random() < m["long_stall_p"]:
@@ -227,8 +248,12 @@ async def run_job(dut):
                     bench.present(frames[starts[u] + f], f == 0)
                 rises_before = len(bench.rises)       # before the take: a refused frame answers at once
                 t_in = await bench.accept()
+                held = None
                 if rng.random() < meta["busy_write_p"]:
-                    await bench.busy_write()
+                    if core:      # a configuration write offered while busy: held back until the frame is out
+                        held = cocotb.start_soon(bench.held_write(rng.choice(list(job["config"]))))
+                    else:
+                        await bench.busy_write()
                 if delay is not None:                      # reset in the middle of this frame
                     await _cycles(dut, delay)
                     computing = int(dut.busy.value) == 1 and int(dut.out__valid.value) == 0
@@ -237,14 +262,19 @@ async def run_job(dut):
                     presented = False
                     break
                 nxt = None
-                if f + 1 < n and (u, f + 1) not in aborts and rng.random() < meta["preload_p"]:
+                if held is not None:
+                    pass          # the held write goes first once idle: no next frame waits beside it
+                elif f + 1 < n and (u, f + 1) not in aborts and rng.random() < meta["preload_p"]:
                     nxt = (frames[starts[u] + f + 1], False)
                 elif f + 1 == n and u + 1 < len(lengths) and (u + 1, 0) not in aborts \
                         and rng.random() < meta["preload_p"]:
                     nxt = (frames[starts[u + 1]], True)
                 presented = nxt is not None
                 t_valid, t_out, hold, ready_back, t_taken = await bench.collect(rises_before, nxt)
-                bench.timing.append([u, f, t_in, t_valid, t_out, hold, int(ready_back), int(presented), t_taken])
+                bench.timing.append([u, f, t_in, t_valid, t_out, hold, int(ready_back), int(presented), t_taken,
+                                     int(held is not None)])
+                if held is not None:
+                    await held
     except ProtocolError as e:
         error = str(e)
     with open(os.environ["RSNN_TB_RESULT"], "w") as fh:

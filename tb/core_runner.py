@@ -72,9 +72,11 @@ def decode_output(word: int, hw: HardwareParams, net) -> dict:
 
 def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: Path, *, dense: bool = False,
                   all_blocks: bool = False, bubble_p: float = 0.0, stall_p: float = 0.0, preload_p: float = 0.0,
-                  seed: int = 0, verilog: Path | None = None, extra_writes=()) -> SimResult:
+                  busy_write_p: float = 0.0, seed: int = 0, verilog: Path | None = None, extra_writes=()) -> SimResult:
     """Configure the core with ``model`` through its ``cfg`` stream and run ``utterances`` through it on ``sim``.
-    ``extra_writes`` (``(addr, data)``) follow the model's image (to probe the status flags)."""
+    ``extra_writes`` (``(addr, data)``) follow the model's image (to probe the status flags). Stimulus:
+    ``bubble_p`` input bubbles, ``stall_p`` output stalls, ``preload_p`` the next frame offered early,
+    ``busy_write_p`` a configuration write offered while a frame is computed (it must wait)."""
     from cocotb_tools.runner import get_runner
 
     ensure_simulator(sim)
@@ -102,7 +104,7 @@ def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_d
     if all_blocks or dense:
         watchdog = 4 * watchdog + 10 * sum(lp.size for lp in net.layers) * 64
     meta = {"seed": seed, "dense": dense, "bubble_p": bubble_p, "stall_p": stall_p, "long_stall_p": 0.0,
-            "preload_p": preload_p, "busy_write_p": 0.0, "ready_always": bool(ready_always), "aborts": [],
+            "preload_p": preload_p, "busy_write_p": busy_write_p, "ready_always": bool(ready_always), "aborts": [],
             "watchdog_cycles": int(watchdog), "feature_bits": hw.max_feature_bits, "core": True}
     job = {"frames": frames, "lengths": lengths, "meta": json.dumps(meta),
            "config": np.array(pack_config(writes, hw))}

@@ -70,7 +70,8 @@ class SimResult:
     build_s: float
     frames: int = 0
     timing: list = field(default_factory=list)   # per output: [utt, frame, t_in, t_valid, t_out, hold, ready_back,
-    #                                               next_presented, t_taken] (clock edges, see tb/cocotb_accel.py)
+    #                                               next_presented, t_taken, write_held] (clock edges, see
+    #                                               tb/cocotb_accel.py)
     kept: list = field(default_factory=list)     # frames per utterance that produce output (aborts cut them)
     stimulus: dict = field(default_factory=dict)  # what the testbench did: bubbles, busy writes, resets
 
@@ -229,14 +230,15 @@ def compare(model: Model, hw: HardwareParams, utterances, result: SimResult, den
 def _timing_errors(timing: list, n: int, cycles: int) -> str:
     """What is wrong with the measured handshakes of output ``n`` (empty: nothing), against ``cycles`` compute
     cycles of the cycle model (see the handshake rules in :mod:`golden.cycles`)."""
-    u, f, t_in, t_valid, t_out, hold, ready_back, nxt, t_taken = timing[n]
+    u, f, t_in, t_valid, t_out, hold, ready_back, nxt, t_taken = timing[n][:9]
+    held = len(timing[n]) > 9 and timing[n][9]    # a configuration write was waiting: it goes first
     bad = []
     if t_valid - t_in != cycles:
         bad.append(f"out.valid {t_valid - t_in} edges after the input was taken, cycle model {cycles}")
     if t_taken != t_valid + hold + HANDSHAKE_OUT:   # the DUT's out.valid fell where the testbench's ready took it
         bad.append("out.valid did not fall on the edge that took the output" if t_taken < 0 else
                    f"out.valid fell {t_taken - t_valid - hold} edges after out.ready, not {HANDSHAKE_OUT}")
-    if not ready_back:
+    if not ready_back and not held:
         bad.append("inp.ready not high (or out.valid still high) right after the output was taken")
     if nxt and n + 1 < len(timing) and timing[n + 1][2] != t_out + HANDSHAKE_IN:
         bad.append(f"the waiting next frame was taken {timing[n + 1][2] - t_out} edges after the output, "

@@ -125,7 +125,7 @@ def core_run(tmp_path_factory):
         model = random_model(net, seed=seed, density=0.35)
         utts = utterances(rng)
         res = simulate_core("icarus", model, HW, utts, work, verilog=verilog, bubble_p=0.2, stall_p=0.2,
-                            preload_p=0.3, seed=seed)
+                            preload_p=0.3, busy_write_p=0.3, seed=seed)
         runs.append((model, utts, res, compare_core(model, HW, utts, res)))
     return runs
 
@@ -136,6 +136,7 @@ def test_one_verilog_runs_two_models_bit_and_cycle_exact(core_run):
         assert cmp["frames"] == sum(len(u) for u in utts) > 0
         assert (cmp["mismatches"], cmp["cycle_mismatches"], cmp["latency_mismatches"]) == (0, 0, 0), cmp["details"]
         assert cmp["decisions"] == cmp["golden_decisions"]
+        assert res.stimulus["busy_write"] > 0          # writes were offered while busy, and waited
 
 
 @sim
