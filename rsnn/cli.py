@@ -40,6 +40,7 @@ BUILD_DIR = PROJECT_ROOT / "build"
 BATCH_BYTES = 64 << 20       # golden's arrays for one batch of utterances (padded to the batch's longest)
 SIM_BATCH_BYTES = 1 << 30    # rsnn sim keeps the whole split as one batch (the cycle model needs it)
 SIM_JSON = str(BUILD_DIR / "report" / "sim.json")
+IMAGE_JSON = str(BUILD_DIR / "image.json")
 TRAIN_JSON = str(BUILD_DIR / "report" / "train.json")
 
 
@@ -375,9 +376,32 @@ def cmd_eval(args) -> int:
 
 def _hardware(args) -> HardwareParams:
     try:
-        return HardwareParams(pe_count=args.pe, time_steps=args.hw_time_steps, scan_width=args.scan_width).validate()
+        return HardwareParams(pe_count=args.pe, time_steps=args.hw_time_steps, scan_width=args.scan_width,
+                              weight_blocks=args.weight_blocks, index_rows=args.index_rows).validate()
     except ParamError as e:
-        raise CliError(f"{e}; fix --pe / --hw-time-steps / --scan-width") from None
+        raise CliError(f"{e}; fix --pe / --hw-time-steps / --scan-width / --weight-blocks / --index-rows") from None
+
+
+def cmd_image(args) -> int:
+    """Write the load image of a model for the configurable core: the configuration writes that make it run it."""
+    from golden.image import addr_bits, data_bits, load_image
+    from golden.sparse import format_bits
+    hw = _hardware(args)
+    model, desc = resolve_model(args.model, args.seed)
+    out = check_output(args.out, [("the model file", _model_file(args.model))], option="--out", default=IMAGE_JSON)
+    try:
+        writes = load_image(model, hw)
+    except ParamError as e:
+        raise CliError(f"the model does not fit the hardware: {e}") from None
+    bits = format_bits(model, hw)["block_sparse"]
+    _write_json(out, {
+        "model": desc, "hardware": hw.to_dict(), "addr_bits": addr_bits(hw), "data_bits": data_bits(hw),
+        "format": "each write is [addr, data] (hex): the core's cfg stream payload is addr | data << addr_bits; "
+                  "the map is golden/image.py", "memory_bits": bits,
+        "writes": [[hex(a), hex(d)] for a, d in writes]})
+    print(f"{desc}: {len(writes)} configuration writes ({bits['blocks']} weight blocks, {bits['total']:,} bits of "
+          f"weights and index) for P = {hw.pe_count}; wrote {args.out}")
+    return 0
 
 
 def rtl_run(model: Model, hw: HardwareParams, feats: list, simulators, work_dir: Path, dense: bool = False,
@@ -674,6 +698,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"accumulator sets per PE (default {d.time_steps})")
         sp.add_argument("--scan-width", type=int, default=d.scan_width,
                         help=f"sources per find-first-set group (default {d.scan_width})")
+        sp.add_argument("--weight-blocks", type=int, default=d.weight_blocks,
+                        help=f"weight-memory capacity of the core, in blocks of P weights (default {d.weight_blocks})")
+        sp.add_argument("--index-rows", type=int, default=d.index_rows,
+                        help=f"index-memory capacity of the core, in source rows (default {d.index_rows})")
 
     def data_opts(sp, json_default=None):
         sp.add_argument("--data", default=None, metavar="DIR",
@@ -724,6 +752,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="run every utterance of the split through the RTL")
     sp.add_argument("--no-rtl", action="store_true", help="golden only")
     sp.set_defaults(func=cmd_sim, split="test")
+
+    sp = sub.add_parser("image", help="write a model's load image for the configurable core (rtl/core.py)",
+                        description="Write the configuration writes (registers, weight index, weight blocks) that "
+                                    "make the configurable core run a model, for the given hardware; a model "
+                                    "that does not fit is refused with the field named.")
+    model_opts(sp)
+    hw_opts(sp)
+    sp.add_argument("--out", default=IMAGE_JSON, metavar="PATH",
+                    help=f"where to write the image (JSON; default {IMAGE_JSON})")
+    sp.set_defaults(func=cmd_image)
 
     sp = sub.add_parser("train", help="train the shipped models from scratch (seeded) and export them",
                         description="Train a recipe (float -> 4-bit QAT -> structured + unstructured pruning), "

@@ -182,3 +182,21 @@ def test_bad_configuration_is_flagged_and_no_frame_runs(flag, write, tmp_path, r
     for o in res.outputs:
         assert o["flags"] == {flag} and o["ran"] == 0 and o["counters"]["cycles"] == 0
     assert FLAGS.index(flag) >= 0
+
+
+# ---------------------------------------------------------------------------------------------- rsnn image
+def test_rsnn_image_writes_the_load_image_and_refuses_what_does_not_fit(tmp_path, capsys):
+    import json
+    from rsnn.cli import main
+    out = tmp_path / "img.json"
+    assert main(["image", "--model", "fsdd", "--out", str(out)]) == 0
+    img = json.loads(out.read_text())
+    hw = HardwareParams(**img["hardware"])
+    writes = [(int(a, 16), int(d, 16)) for a, d in img["writes"]]
+    model = load_model("models/fsdd.npz")
+    back = model_from_image(writes, hw, model)
+    assert back.network == model.network and np.array_equal(back.w_out, model.w_out)
+    assert main(["image", "--model", "fsdd", "--weight-blocks", "100", "--out", str(tmp_path / "b.json")]) == 2
+    assert "weight_blocks = 100" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
+    assert main(["image", "--model", "models/fsdd.npz", "--out", "models/fsdd.npz"]) == 2
+    assert "reads" in capsys.readouterr().err
