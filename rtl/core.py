@@ -221,7 +221,8 @@ class AccUnit(wiring.Component):
     adds ``w_p * payload << shift`` (``shift`` = ``shift_rec`` for a recurrent event) to the accumulators of the
     time steps in the mask and writes the word back. A block naming a chunk at or past ``chunks`` is skipped
     and pulses ``bad_chunk``. The sweep port (``sw_en``, ``sw_addr``) reads a chunk's word (on ``sw_data`` the
-    cycle after) and ``clr_en`` / ``clr_addr`` writes zeros. ``busy``: a block is in flight. The counters'
+    cycle after) and ``clr_en`` / ``clr_addr`` clears a chunk (its valid bit: a chunk not written since its last
+    clear, or since reset, reads as zero). ``busy``: a block is in flight. The counters'
     increments of the accumulating cycle are on ``n_nz`` (non-zero weights) and ``n_acc`` (their additions)."""
 
     def __init__(self, in_layout, P: int, T: int, ab: int, kmax: int, max_shift: int):
@@ -251,7 +252,16 @@ class AccUnit(wiring.Component):
         s2_blk = Signal.like(blk)
         m.d.sync += [s2.eq(ok), s2_blk.eq(blk)]
         m.d.comb += rd.addr.eq(Mux(ok, blk.block.chunk, self.sw_addr))
-        m.d.comb += self.sw_data.eq(rd.data)
+        # A valid bit per chunk (cleared by reset and by the sweep, set by an accumulation): a chunk never written
+        # since reads as zero, so no clearing pass is needed, even after a reset in the middle of a frame.
+        valid = Signal(self.kmax)
+        rd_ok = Signal()
+        hit_acc = s2 & (s2_blk.block.chunk == rd.addr)
+        hit_clr = ~s2 & self.clr_en & (self.clr_addr == rd.addr)
+        m.d.sync += rd_ok.eq(Mux(hit_acc, 1, Mux(hit_clr, 0, valid.bit_select(rd.addr, 1))))
+        data_in = Signal(self.word)
+        m.d.comb += data_in.eq(Mux(rd_ok, rd.data, 0))
+        m.d.comb += self.sw_data.eq(data_in)
         shift = Mux(s2_blk.rec, self.shift_rec, self.shift_in)
         new = Signal(self.word)
         nz = []
@@ -261,15 +271,16 @@ class AccUnit(wiring.Component):
             m.d.comb += add.eq((w * s2_blk.payload.as_unsigned()) << shift)
             nz.append(w != 0)
             for t in range(T):
-                m.d.comb += new[t][p].eq(Mux(s2_blk.mask[t], rd.data[t][p] + add, rd.data[t][p]))
+                m.d.comb += new[t][p].eq(Mux(s2_blk.mask[t], data_in[t][p] + add, data_in[t][p]))
         n_nz = sum((Cat(b).as_unsigned() for b in nz), Const(0, range(P + 1)))
         n_mask = sum((s2_blk.mask[t].as_unsigned() for t in range(T)), Const(0, range(T + 1)))
         m.d.comb += [self.n_nz.eq(n_nz), self.n_acc.eq(n_nz * n_mask), self.accumulate.eq(s2),
                      self.busy.eq(s2)]
         with m.If(s2):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(s2_blk.block.chunk), wr.data.eq(new)]
+            m.d.sync += valid.bit_select(s2_blk.block.chunk, 1).eq(1)
         with m.Elif(self.clr_en):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(self.clr_addr), wr.data.eq(0)]
+            m.d.sync += valid.bit_select(self.clr_addr, 1).eq(0)
         return m
 
 
@@ -304,8 +315,11 @@ class Core(wiring.Component):
 
         # ------------------------------------------------------------------ configuration registers
         widths = register_widths(hw)
-        g = {n: Signal(widths[n], name=f"reg_{n.lower()}") for n in GLOBAL_REGS if n != "CLEAR"}
-        lr = [{n: Signal(widths[n], name=f"reg_{n.lower()}{l}") for n in LAYER_REGS} for l in range(Lmax)]
+        # The configuration survives a reset (reset_less: a reset aborts the frame and clears the state, the
+        # loaded model stays, like the memories); the sticky flags are cleared by it.
+        g = {n: Signal(widths[n], name=f"reg_{n.lower()}", reset_less=True) for n in GLOBAL_REGS if n != "CLEAR"}
+        lr = [{n: Signal(widths[n], name=f"reg_{n.lower()}{l}", reset_less=True) for n in LAYER_REGS}
+              for l in range(Lmax)]
         sticky = Signal(4)
         ob = offset_bits(hw)
         cfg = self.cfg.payload
@@ -382,7 +396,7 @@ class Core(wiring.Component):
         # ------------------------------------------------------------------ state
         features = Signal(data.ArrayLayout(unsigned(fb), Fmax))
         spikes = [[Signal(Nmax, name=f"spikes{l}_t{t}") for t in range(T)] for l in range(Lmax)]
-        fresh = Signal(Lmax + 1)
+        fresh = Signal(Lmax + 1, init=(1 << (Lmax + 1)) - 1)    # after a reset every state reads as zero
         stage = Signal(range(Lmax + 1))
         counters = {c: Signal(COUNTER_BITS, name=f"cnt_{c}") for c in CORE_COUNTERS}
         m.submodules.smem = smem = memory.Memory(shape=data.ArrayLayout(signed(sbm), P), depth=Lmax * Kn + Kc,

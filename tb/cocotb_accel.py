@@ -250,9 +250,10 @@ async def run_job(dut):
                 t_in = await bench.accept()
                 held = None
                 if rng.random() < meta["busy_write_p"]:
-                    if core:      # a configuration write offered while busy: held back until the frame is out
+                    if core and delay is None:   # a configuration write offered while busy: held back until
+                        #                              the frame is out (not on a frame that a reset aborts)
                         held = cocotb.start_soon(bench.held_write(rng.choice(list(job["config"]))))
-                    else:
+                    elif not core:
                         await bench.busy_write()
                 if delay is not None:                      # reset in the middle of this frame
                     await _cycles(dut, delay)

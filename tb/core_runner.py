@@ -72,11 +72,12 @@ def decode_output(word: int, hw: HardwareParams, net) -> dict:
 
 def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: Path, *, dense: bool = False,
                   all_blocks: bool = False, bubble_p: float = 0.0, stall_p: float = 0.0, preload_p: float = 0.0,
-                  busy_write_p: float = 0.0, seed: int = 0, verilog: Path | None = None, extra_writes=()) -> SimResult:
+                  busy_write_p: float = 0.0, aborts=(), seed: int = 0, verilog: Path | None = None, extra_writes=()) -> SimResult:
     """Configure the core with ``model`` through its ``cfg`` stream and run ``utterances`` through it on ``sim``.
     ``extra_writes`` (``(addr, data)``) follow the model's image (to probe the status flags). Stimulus:
     ``bubble_p`` input bubbles, ``stall_p`` output stalls, ``preload_p`` the next frame offered early,
-    ``busy_write_p`` a configuration write offered while a frame is computed (it must wait)."""
+    ``busy_write_p`` a configuration write offered while a frame is computed (it must wait), ``aborts`` resets
+    as ``(utterance, frame, delay)`` (see :func:`tb.runner.simulate`): the loaded model survives them."""
     from cocotb_tools.runner import get_runner
 
     ensure_simulator(sim)
@@ -98,13 +99,14 @@ def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_d
     build_s = time.perf_counter() - t0
     frames = np.concatenate([np.asarray(u, dtype=np.int64) for u in utterances])
     lengths = np.array([len(u) for u in utterances], dtype=np.int64)
-    kept = kept_frames(lengths, ())
+    aborts = [tuple(int(x) for x in a) for a in aborts]
+    kept = kept_frames(lengths, aborts)
     ready_always = stall_p == 0
     watchdog = 2 * core_max_frame_cycles(model, hw) + 100 + (2 * len(writes) if all_blocks else 0)
     if all_blocks or dense:
         watchdog = 4 * watchdog + 10 * sum(lp.size for lp in net.layers) * 64
     meta = {"seed": seed, "dense": dense, "bubble_p": bubble_p, "stall_p": stall_p, "long_stall_p": 0.0,
-            "preload_p": preload_p, "busy_write_p": busy_write_p, "ready_always": bool(ready_always), "aborts": [],
+            "preload_p": preload_p, "busy_write_p": busy_write_p, "ready_always": bool(ready_always), "aborts": aborts,
             "watchdog_cycles": int(watchdog), "feature_bits": hw.max_feature_bits, "core": True}
     job = {"frames": frames, "lengths": lengths, "meta": json.dumps(meta),
            "config": np.array(pack_config(writes, hw))}
@@ -150,7 +152,11 @@ def compare_core(model: Model, hw: HardwareParams, utterances, result: SimResult
     ``weight_words`` against :func:`golden.core_cycles.block_reads`), the ``cycles`` counter against
     :func:`golden.core_cycles.core_cycle_counts` and the measured handshakes against it. Never raises on a
     mismatch: returns counts and the first few described."""
-    utts = [np.asarray(u) for u in utterances]
+    kept = result.kept or [len(u) for u in utterances]
+    utts = [np.asarray(u)[:k] for u, k in zip(utterances, kept) if k > 0]
+    if not utts:
+        return {"frames": 0, "mismatches": 0, "cycle_mismatches": 0, "latency_mismatches": 0, "details": [],
+                "counters_total": {}, "decisions": [], "golden_decisions": [], "cycles": []}
     trace = run_batch(model, utts)
     cyc = core_cycle_counts(model, hw, utts, trace, dense=dense, all_blocks=all_blocks).sum(-1)
     words = block_reads(model, hw, utts, trace, dense=dense, all_blocks=all_blocks)

@@ -200,3 +200,18 @@ def test_rsnn_image_writes_the_load_image_and_refuses_what_does_not_fit(tmp_path
     assert "weight_blocks = 100" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
     assert main(["image", "--model", "models/fsdd.npz", "--out", "models/fsdd.npz"]) == 2
     assert "reads" in capsys.readouterr().err
+
+
+@sim
+def test_resets_mid_frame_keep_the_loaded_model(tmp_path, rng):
+    """Resets in the middle of a frame, while the output waits and between frames: the frames before each are
+    exact, and the model loaded before the resets still runs (the configuration survives a reset)."""
+    from tb.core_runner import compare_core, simulate_core
+    model = random_model(small_net(), seed=6, density=0.4)
+    utts = utterances(rng, n=4)
+    aborts = [(0, 2, 5), (1, 1, 400), (2, 3, -1)]
+    res = simulate_core("icarus", model, HW, utts, tmp_path, aborts=aborts, stall_p=0.3, seed=3)
+    cmp = compare_core(model, HW, utts, res)
+    assert cmp["frames"] == 2 + 1 + 3 + len(utts[3])
+    assert (cmp["mismatches"], cmp["cycle_mismatches"], cmp["latency_mismatches"]) == (0, 0, 0), cmp["details"]
+    assert res.stimulus["reset_mid_frame"] + res.stimulus["reset_output_pending"] == 2
