@@ -371,18 +371,21 @@ class Core(wiring.Component):
                     m.d.sync += sticky[0].eq(1)
 
         # BAD_CONFIG: golden.image.config_errors, in hardware
+        def above(sig, limit):     # sig > limit, or nothing when the register cannot hold more (no constant compare)
+            return sig > limit if (1 << len(sig)) - 1 > limit else Const(0, 1)
+
         L = g["N_LAYERS"]
         Tr = g["TIME_STEPS"]
-        errs = [(L < 1) | (L > Lmax), (Tr < 1) | (Tr > T), (g["N_FEATURES"] < 1) | (g["N_FEATURES"] > Fmax),
-                (g["N_CLASSES"] < 2) | (g["N_CLASSES"] > Cmax),
-                (g["READOUT_BITS"] < 2) | (g["READOUT_BITS"] > sbm), g["READOUT_SHIFT"] > hw.max_shift]
+        errs = [(L < 1) | above(L, Lmax), (Tr < 1) | above(Tr, T), (g["N_FEATURES"] < 1) | above(g["N_FEATURES"], Fmax),
+                (g["N_CLASSES"] < 2) | above(g["N_CLASSES"], Cmax),
+                (g["READOUT_BITS"] < 2) | above(g["READOUT_BITS"], sbm), above(g["READOUT_SHIFT"], hw.max_shift)]
         for l in range(Lmax):
             r = lr[l]
             fan_in = g["N_FEATURES"] if l == 0 else lr[l - 1]["SIZE"]
             sb = r["STATE_BITS"]
-            e = ((r["SIZE"] < 1) | (r["SIZE"] > Nmax) | (sb < 2) | (sb > sbm) | (r["THRESHOLD"] < 1)
+            e = ((r["SIZE"] < 1) | above(r["SIZE"], Nmax) | (sb < 2) | above(sb, sbm) | (r["THRESHOLD"] < 1)
                  | (r["THRESHOLD"] >= (Const(1, sbm + 1) << (sb - 1)[:len(sb)])) | (r["LEAK_SHIFT"] >= sb)
-                 | (r["IN_SHIFT"] > hw.max_shift) | (r["REC_SHIFT"] > hw.max_shift)
+                 | above(r["IN_SHIFT"], hw.max_shift) | above(r["REC_SHIFT"], hw.max_shift)
                  | (r["IN_INDEX_BASE"] + fan_in > hw.index_rows)
                  | (r["REC_INDEX_BASE"] + r["SIZE"] > hw.index_rows))
             errs.append(e & (l < L))

@@ -1,7 +1,7 @@
 """``verilator --lint-only -Wall`` on the generated Verilog, with the waiver file ``rtl/lint_waivers.vlt``.
 
-``python -m rtl.lint [VERILOG]`` (default: the shipped FSDD model's configuration) prints the warnings left and
-exits 1 if any."""
+``python -m rtl.lint [VERILOG]`` (default: the configurable core for the default ``HardwareParams``, and the first
+accelerator for the shipped FSDD model's configuration) prints the warnings left and exits 1 if any."""
 from __future__ import annotations
 
 import subprocess
@@ -29,16 +29,20 @@ def lint(verilog: Path) -> list[str]:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv:
-        verilog = Path(argv[0])
+        files = [Path(argv[0])]
     else:
         from golden.modelfile import load_model
-        from rtl.build import build_verilog
+        from rtl.build import build_core_verilog, build_verilog
         model = load_model(PROJECT_ROOT / "models" / "fsdd.npz")
-        verilog = build_verilog(model.network, HardwareParams(), None, PROJECT_ROOT / "build" / "lint")
-    left = lint(verilog)
-    for ln in left:
-        print(ln)
-    print(f"verilator --lint-only -Wall {verilog}: {len(left)} warnings left after {WAIVERS.name}")
+        files = [build_core_verilog(HardwareParams(), PROJECT_ROOT / "build" / "lint"),
+                 build_verilog(model.network, HardwareParams(), None, PROJECT_ROOT / "build" / "lint")]
+    left = []
+    for verilog in files:
+        found = lint(verilog)
+        for ln in found:
+            print(ln)
+        print(f"verilator --lint-only -Wall {verilog}: {len(found)} warnings left after {WAIVERS.name}")
+        left += found
     return 1 if left else 0
 
 
