@@ -89,7 +89,7 @@ def test_empty_manifest(capsys, tmp_path):
 @pytest.mark.sim
 def test_sim_writes_report(capsys, dataset, tmp_path):
     rc, out, _ = run_cli(capsys, "sim", "--data", str(dataset), "--json", str(tmp_path / "sim.json"),
-                         "--simulators", "icarus", "--pe", "8")
+                         "--simulators", "icarus", "--pe", "8", "--icarus-utterances", "3")
     assert rc == 0 and "zero-skip" in out and "RTL == golden: yes" in out
     res = json.loads((tmp_path / "sim.json").read_text())
     assert res["split"] == "test" and res["n"] == 3 and 0 < res["activity"]["zero_skip_work_fraction"] <= 1
