@@ -5,14 +5,15 @@ chunks and ``b(r)`` the stored blocks of source row ``r`` (:func:`golden.sparse.
 
     cycles(stage) = x + K + 1
 
-    x     = max(G + e_last,  max over events j with b(j) > 0 of (g_j + 2 + sum over events i >= j of b(i)) + 1)
+    x     = max(G + e_last,  max over events j with b(j) > 0 of (g_j + 1 + sum over events i >= j of b(i)) + 1)
     G     = sum over groups of S sources (feed-forward segment, then recurrent) of max(1, events in the group)
     g_j   = the scan cycle of event j: the cycles of the groups before its own, plus the events before it in
             its group (events leave in ascending source order, feed-forward first)
     e_last = 1 when the last group scanned holds an event (its row lookup ends one cycle after the scan)
 
-The three RUN units overlap: the scan emits an event per cycle (``g_j``), its row entry is read the cycle after and
-an event whose row has blocks is in the queue the cycle after that (``g_j + 2``); the block fetch then reads one
+The three RUN units overlap: the scan emits an event per cycle (``g_j``), its row entry is read the cycle after
+(``g_j + 1``), when an event whose row has blocks goes straight to the fetch if nothing waits before it (else it
+waits in the queue, and the fetch is busy with earlier events until after it could have started); the fetch reads one
 block per cycle, back to back; a block's data arrives the cycle after its read. ``x`` (counted from 0, the stage's
 first cycle) is the first cycle at which the scan, the lookup, the queue and the fetch are all idle: the sweep reads
 chunk 0 in that very cycle, while the last block's accumulation is still being written (the accumulator memory's
@@ -39,7 +40,7 @@ from .sparse import row_blocks
 __all__ = ["core_cycle_counts", "core_max_frame_cycles", "stage_cycles", "block_reads", "QUEUE_LATENCY",
            "FETCH_DRAIN"]
 
-QUEUE_LATENCY = 2    # scan cycle -> the event is at the head of the queue (row lookup, queue write)
+QUEUE_LATENCY = 1    # scan cycle -> the fetch can take the event (row lookup; it bypasses an empty queue)
 FETCH_DRAIN = 1      # last block read -> the fetch is idle (its data cycle); the sweep may start then
 
 

@@ -11,8 +11,9 @@ One frame: for each stage ``s`` (the recurrent layers, then the readout):
            * :class:`EventGen` scans the stage's sources (the frame's features or the spikes of the layer below,
              then the layer's own spikes of the previous frame) ``scan_width`` at a time with a find-first-set:
              one event per cycle, one cycle per group without events;
-           * the row lookup reads each event's index entry ``(base, count)`` and queues the events whose row has
-             stored blocks in :class:`EventQueue` (an event on an empty row costs nothing more);
+           * the row lookup reads each event's index entry ``(base, count)`` and passes the events whose row has
+             stored blocks to the fetch, straight when it is free and nothing waits, else through
+             :class:`EventQueue` (an event on an empty row costs nothing more);
            * :class:`BlockFetch` issues one weight-memory read per cycle: the blocks of the queued events, back to
              back; each block goes to :class:`AccUnit`, which adds ``w * payload << shift`` into the accumulators of
              its chunk for every time step in the event's mask (a read-modify-write of the accumulator memory,
@@ -463,11 +464,19 @@ class Core(wiring.Component):
         m.d.sync += [pend.eq(gen.o.valid), pend_ev.payload.eq(src_payload), pend_ev.mask.eq(src_mask),
                      pend_ev.rec.eq(ev.rec)]
         m.submodules.queue = queue = EventQueue(lay["queued"], event_queue_depth(hw))
-        m.d.comb += [queue.w.valid.eq(pend & (ir.data.count != 0)), queue.w.payload.payload.eq(pend_ev.payload),
-                     queue.w.payload.mask.eq(pend_ev.mask), queue.w.payload.rec.eq(pend_ev.rec),
-                     queue.w.payload.base.eq(ir.data.base), queue.w.payload.count.eq(ir.data.count)]
+        looked = Signal(lay["queued"])          # the event with its row entry, in the cycle after its scan
+        m.d.comb += [looked.payload.eq(pend_ev.payload), looked.mask.eq(pend_ev.mask), looked.rec.eq(pend_ev.rec),
+                     looked.base.eq(ir.data.base), looked.count.eq(ir.data.count)]
         m.submodules.fetch = fetch = BlockFetch(lay["queued"], lay["block"], fb, T, ab_bits, cb_bits)
-        wiring.connect(m, queue.r, fetch.q)
+        # Bypass: an event whose row has blocks goes straight to the fetch when the queue is empty and the fetch
+        # takes a new event this cycle; otherwise it waits in the queue (then the fetch is busy until then anyway).
+        has_blocks = pend & (ir.data.count != 0)
+        bypass = Signal()
+        m.d.comb += bypass.eq(queue.empty & fetch.q.ready & has_blocks)
+        m.d.comb += [queue.w.valid.eq(has_blocks & ~bypass), queue.w.payload.eq(looked),
+                     fetch.q.valid.eq(queue.r.valid | bypass),
+                     fetch.q.payload.eq(Mux(queue.empty, looked, queue.r.payload)),
+                     queue.r.ready.eq(fetch.q.ready)]
         m.d.comb += [wr.addr.eq(fetch.rd_addr), fetch.rd_data.eq(wr.data)]
         m.submodules.acc = acc = AccUnit(fetch.o.payload.shape(), P, T, ab, Kmax, hw.max_shift)
         wiring.connect(m, fetch.o, acc.i)

@@ -93,9 +93,9 @@ def test_stage_cycles_by_hand():
     ff = np.array([0, 1, 1, 0, 0, 1], dtype=bool)
     b = np.array([9, 2, 0, 9, 9, 3])
     # scan: group 0 costs 2 cycles (events at cycles 0, 1), group 1 one (event at 2): G = 3, last group has one
-    # queue heads at 2, 3 (empty row: never queued), 4; reads: 2,3 (event 1), 4,5,6 (event 5): end 7; +1 -> x = 8
+    # to the fetch at 1, 2 (empty row: dropped), 3; reads: 1,2 (event 1), 3,4,5 (event 5): end 6; +1 -> x = 7
     # (the sweep reads chunk 0 at x), one more chunk read, one last update
-    assert int(stage_cycles(ff, None, b, None, 8, hw)) == 8 + 2 + 1
+    assert int(stage_cycles(ff, None, b, None, 8, hw)) == 7 + 2 + 1
     # nothing active: G = 2 groups of 1 cycle, x = 2
     assert int(stage_cycles(np.zeros(6, bool), None, b, None, 8, hw)) == 2 + 2 + 1
 
