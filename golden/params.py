@@ -398,7 +398,7 @@ class HardwareParams(_Json):
     pe_count: int = 16
     time_steps: int = 2
     max_features: int = 64
-    max_neurons: int = 256
+    max_neurons: int = 128
     max_classes: int = 16
     max_layers: int = 2
     weight_bits: int = 4
@@ -406,7 +406,7 @@ class HardwareParams(_Json):
     max_feature_bits: int = 8
     scan_width: int = 16
     weight_blocks: int = 4096
-    index_rows: int = 1088
+    index_rows: int = 576
     acc_bits: int = 20
     max_shift: int = 7
 

@@ -516,9 +516,11 @@ class Core(wiring.Component):
         m.d.comb += [acc_in.eq(Mux(u_valid, acc.sw_data, 0)), st_in.eq(Mux(u_valid & ~is_fresh, sr_.data, 0))]
         new_state = Signal(data.ArrayLayout(signed(sbm), P))
         fired = [Signal(P, name=f"fired_t{t}") for t in range(T)]
-        wide = sbm + ab + 2
+        # Widths: a potential (after a reset by subtraction) fits sbm + 1 bits; a potential plus the accumulators
+        # of up to T steps fits `wide`; the saturation brings every step back into the state format.
+        wide = max(sbm + 1, ab + T.bit_length()) + 1
         for p in range(P):
-            v = Signal(signed(wide), name=f"v_in{p}")
+            v = Signal(signed(sbm + 1), name=f"v_in{p}")
             m.d.comb += v.eq(st_in[p])
             # readout: u + the sum over the steps of the accumulators, one saturation
             tot = v + sum(Mux(t < Tr, acc_in[t][p], 0) for t in range(T))
@@ -528,12 +530,12 @@ class Core(wiring.Component):
                 leaked = Mux(leak == 0, cur, cur - (cur >> leak))
                 tot_t = Signal(signed(wide + 1), name=f"tot{p}_{t}")
                 m.d.comb += tot_t.eq(leaked + acc_in[t][p])
-                sat = Signal(signed(wide), name=f"sat{p}_{t}")
+                sat = Signal(signed(sbm), name=f"sat{p}_{t}")
                 m.d.comb += sat.eq(Mux(tot_t > smax, smax, Mux(tot_t < smin, smin, tot_t)))
                 f = fired[t][p]
                 m.d.comb += f.eq((sat >= th) & lanes[p] & (t < Tr))
                 nxt = Mux(f, Mux(rzero, 0, sat - th), sat)
-                cur_t = Signal(signed(wide), name=f"v{p}_{t}")
+                cur_t = Signal(signed(sbm + 1), name=f"v{p}_{t}")
                 m.d.comb += cur_t.eq(Mux(t < Tr, nxt, cur))
                 cur = cur_t
             m.d.comb += new_state[p].eq(Mux(is_ro, ro_new, cur))

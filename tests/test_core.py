@@ -215,3 +215,36 @@ def test_resets_mid_frame_keep_the_loaded_model(tmp_path, rng):
     assert cmp["frames"] == 2 + 1 + 3 + len(utts[3])
     assert (cmp["mismatches"], cmp["cycle_mismatches"], cmp["latency_mismatches"]) == (0, 0, 0), cmp["details"]
     assert res.stimulus["reset_mid_frame"] + res.stimulus["reset_output_pending"] == 2
+
+
+@sim
+def test_saturation_at_the_widest_state_format(tmp_path, rng):
+    """Layers and readout at the core's widest state format, pushed into saturation both ways (large shifts,
+    dense weights, no leak): exact."""
+    from tb.core_runner import compare_core, simulate_core
+    from golden.network import run_batch
+    net = NetworkParams(n_features=10, time_steps=2, layers=(
+        LayerParams(size=20, state_bits=16, threshold=32767, leak_shift=0, in_shift=4, rec_shift=5),
+        LayerParams(size=9, state_bits=16, threshold=1, leak_shift=1, reset=ResetMode.ZERO, in_shift=7)),
+        readout=ReadoutParams(size=4, state_bits=16, in_shift=7)).validate()
+    model = random_model(net, seed=8, density=0.9)
+    l0 = model.layers[0]
+    l0.w_in[:, :10], l0.w_in[:, 10:] = 7, -8                       # half the neurons up, half down
+    l1 = model.layers[1]
+    l1.w_in[:] = 7
+    model.w_out[:, 0], model.w_out[:, 1] = 7, -8
+    utts = [np.full((6, 10), 15), rng.integers(0, 16, (5, 10))]
+    saturated = set()
+
+    def observe(f, l, t, total, v, active):
+        if (total > v).any():
+            saturated.add((l, "max"))
+        if (total < v).any():
+            saturated.add((l, "min"))
+
+    run_batch(model, utts, observe=observe)
+    assert {(0, "max"), (0, "min"), (2, "max"), (2, "min")} <= saturated, saturated  # layer 0, readout
+    hw = HardwareParams(**{**HW.to_dict(), "acc_bits": 24, "max_classes": 4})
+    res = simulate_core("icarus", model, hw, utts, tmp_path)
+    cmp = compare_core(model, hw, utts, res)
+    assert (cmp["mismatches"], cmp["cycle_mismatches"], cmp["latency_mismatches"]) == (0, 0, 0), cmp["details"]

@@ -115,7 +115,7 @@ def test_acc_bits_holds_worst_case():
 def test_hardware_check():
     hw = HardwareParams()
     hw.check(default_network())
-    with pytest.raises(ParamError, match=r"layers\[0\]\.size = 300.*max_neurons = 256"):
+    with pytest.raises(ParamError, match=r"layers\[0\]\.size = 300.*max_neurons = 128"):
         hw.check(default_network(hidden=(300, 128)))
     with pytest.raises(ParamError, match="time_steps"):
         HardwareParams(time_steps=1).check(default_network(time_steps=2))
