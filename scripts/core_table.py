@@ -1,0 +1,85 @@
+"""The configurable core's table over P and over models (pruning levels): golden accuracy on the test split, the
+core's cycles per frame (mean / max, from its cycle model, which the RTL is checked against cycle for cycle), the
+real-time clock, the lower bound, and the bits the model needs in the block-sparse format.
+
+    python scripts/core_table.py MODEL.npz [MODEL.npz ...] [--pe 1,2,4,8,16,32] [--data DIR] [--json PATH]
+
+Each model runs on its own data set (``meta.dataset`` of the model file, else the file name: ``fsdd`` or
+``arabic_digits``), test split, every utterance. Prints a markdown table; ``--json`` also writes the rows.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from golden.core_cycles import core_cycle_counts
+from golden.cycles import FRAME_OVERHEAD, lower_bound, realtime_clock_hz
+from golden.data import default_data_dir, read_manifest
+from golden.frontend import features_from_file
+from golden.modelfile import load_model
+from golden.network import run_batch
+from golden.params import HardwareParams
+from golden.sparse import compress, format_bits
+
+
+def dataset_of(path: Path, model) -> str:
+    name = str((model.meta or {}).get("dataset") or "")
+    if name:
+        return name
+    return "arabic_digits" if "arabic" in path.name else "fsdd"
+
+
+def rows_for(path: Path, pes, data: Path | None = None) -> list:
+    model = load_model(path)
+    ds = dataset_of(path, model)
+    items = read_manifest(data or default_data_dir(ds), "test")
+    feats = [features_from_file(it.path, model.frontend) for it in items]
+    truth = np.array([model.labels.index(it.label) for it in items])
+    trace = run_batch(model, feats)
+    acc = float((trace.decisions == truth).mean())
+    out = []
+    for P in pes:
+        hw = HardwareParams(pe_count=P)
+        cyc = core_cycle_counts(model, hw, feats, trace).sum(-1)
+        active = np.arange(cyc.shape[1])[None, :] < trace.lengths[:, None]
+        c, lb = cyc[active], lower_bound(model, hw, trace)[active]
+        bits = format_bits(model, hw)["block_sparse"]
+        sw = compress(model, P)
+        dense_blocks = sum(m.rows * m.chunks for m in sw.matrices.values())
+        out.append({"model": str(path), "dataset": ds, "P": P, "accuracy": acc,
+                    "cycles_mean": float(c.mean()) + FRAME_OVERHEAD, "cycles_max": int(c.max()) + FRAME_OVERHEAD,
+                    "realtime_clock_hz": realtime_clock_hz(int(c.max())), "lower_bound_mean": float(lb.mean()),
+                    "compute_over_bound": float(c.mean() / lb.mean()), "blocks": bits["blocks"],
+                    "empty_blocks": 1 - bits["blocks"] / dense_blocks, "memory_bits": bits["total"]})
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/core_table.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="+", type=Path)
+    p.add_argument("--pe", default="1,2,4,8,16,32")
+    p.add_argument("--data", type=Path, default=None, help="data folder (default: the model's data set)")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    pes = [int(x) for x in args.pe.split(",") if x.strip()]
+    rows = []
+    for path in args.models:
+        rows += rows_for(path, pes, args.data)
+    print("| model | P | test accuracy | cycles mean | cycles max | real-time clock | compute / bound | "
+          "empty blocks | memory bits |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {Path(r['model']).name} | {r['P']} | {r['accuracy']:.2%} | {r['cycles_mean']:.1f} | "
+              f"{r['cycles_max']} | {r['realtime_clock_hz'] / 1e3:.1f} kHz | {r['compute_over_bound']:.2f} | "
+              f"{r['empty_blocks']:.1%} | {r['memory_bits']:,} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
