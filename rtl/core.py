@@ -415,6 +415,10 @@ class Core(wiring.Component):
         # stage parameters (runtime muxes over the stage index)
         is_ro = Signal()
         m.d.comb += is_ro.eq(stage == L)
+        # the per-stage register sets are laid out as layers 0 .. Lmax-1, then the readout at Lmax: the readout
+        # stage (stage == L, the configured layer count) selects entry Lmax
+        sel = Signal(range(Lmax + 1))
+        m.d.comb += sel.eq(Mux(is_ro, Lmax, stage))
         sizes = Array([lr[l]["SIZE"] for l in range(Lmax)] + [Const(0, widths["SIZE"])])
         n_out = Signal(range(max(Nmax, Cmax) + 1))
         m.d.comb += n_out.eq(Mux(is_ro, g["N_CLASSES"], sizes[stage]))
@@ -446,7 +450,7 @@ class Core(wiring.Component):
                        + [g["OUT_INDEX_BASE"]])
         idx_rec = Array([lr[l]["REC_INDEX_BASE"] for l in range(Lmax)] + [Const(0, widths["REC_INDEX_BASE"])])
         ev = gen.o.payload
-        m.d.comb += [gen.o.ready.eq(1), ir.addr.eq(Mux(ev.rec, idx_rec[stage], idx_ff[stage]) + ev.index)]
+        m.d.comb += [gen.o.ready.eq(1), ir.addr.eq(Mux(ev.rec, idx_rec[sel], idx_ff[sel]) + ev.index)]
         ev_index = ev.index
         src_mask = Signal(T)
         src_payload = Signal(fb)
@@ -482,7 +486,7 @@ class Core(wiring.Component):
         wiring.connect(m, fetch.o, acc.i)
         in_shifts = Array([lr[l]["IN_SHIFT"] for l in range(Lmax)] + [g["READOUT_SHIFT"]])
         rec_shifts = Array([lr[l]["REC_SHIFT"] for l in range(Lmax)] + [Const(0, widths["REC_SHIFT"])])
-        m.d.comb += [acc.chunks.eq(chunks), acc.shift_in.eq(in_shifts[stage]), acc.shift_rec.eq(rec_shifts[stage])]
+        m.d.comb += [acc.chunks.eq(chunks), acc.shift_in.eq(in_shifts[sel]), acc.shift_rec.eq(rec_shifts[sel])]
         # The sweep may start while the last block's accumulation is written: the accumulator read port is
         # transparent, and no later write goes to any chunk.
         sweep_ok = Signal()
@@ -493,20 +497,20 @@ class Core(wiring.Component):
         u_valid = Signal()
         u_k = Signal(range(Kmax + 1))
         sbase = Array([Const(l * Kn, range(Lmax * Kn + Kc + 1)) for l in range(Lmax + 1)])
-        m.d.comb += [acc.sw_addr.eq(k), sr_.addr.eq(sbase[Mux(is_ro, Lmax, stage)] + k)]
+        m.d.comb += [acc.sw_addr.eq(k), sr_.addr.eq(sbase[sel] + k)]
         lanes = Signal(P)
         for p in range(P):
             m.d.comb += lanes[p].eq(u_k * P + p < n_out)
         n_lanes = sum((lanes[p].as_unsigned() for p in range(P)), Const(0, range(P + 1)))
-        st_bits = Array([lr[l]["STATE_BITS"] for l in range(Lmax)] + [g["READOUT_BITS"]])[stage]
+        st_bits = Array([lr[l]["STATE_BITS"] for l in range(Lmax)] + [g["READOUT_BITS"]])[sel]
         sb_run = Signal(range(sbm + 1))
         m.d.comb += sb_run.eq(st_bits)
         smax = Signal(signed(sbm + 2))
         smin = Signal(signed(sbm + 2))
         m.d.comb += [smax.eq((Const(1, signed(sbm + 2)) << (sb_run - 1)[:len(sb_run)]) - 1), smin.eq(-smax - 1)]
-        th = Array([lr[l]["THRESHOLD"] for l in range(Lmax)] + [Const(0, widths["THRESHOLD"])])[stage]
-        leak = Array([lr[l]["LEAK_SHIFT"] for l in range(Lmax)] + [Const(0, widths["LEAK_SHIFT"])])[stage]
-        rzero = Array([lr[l]["RESET"] for l in range(Lmax)] + [Const(0, 1)])[stage]
+        th = Array([lr[l]["THRESHOLD"] for l in range(Lmax)] + [Const(0, widths["THRESHOLD"])])[sel]
+        leak = Array([lr[l]["LEAK_SHIFT"] for l in range(Lmax)] + [Const(0, widths["LEAK_SHIFT"])])[sel]
+        rzero = Array([lr[l]["RESET"] for l in range(Lmax)] + [Const(0, 1)])[sel]
         is_fresh = fresh.bit_select(stage, 1)
         # Operand isolation: the update logic sees its memories' data only in a sweep cycle (u_valid), so it does
         # not toggle with every accumulator read of the RUN phase (less switching; much faster event-driven
@@ -553,7 +557,7 @@ class Core(wiring.Component):
         m.d.comb += [chunk_best.eq(cand_v), chunk_idx.eq(u_k * P + cand_i)]
 
         with m.If(u_valid):
-            m.d.comb += [sw_.en.eq(1), sw_.addr.eq(sbase[Mux(is_ro, Lmax, stage)] + u_k), sw_.data.eq(new_state),
+            m.d.comb += [sw_.en.eq(1), sw_.addr.eq(sbase[sel] + u_k), sw_.data.eq(new_state),
                          acc.clr_en.eq(1), acc.clr_addr.eq(u_k)]
             m.d.sync += [counters["state_reads"].eq(counters["state_reads"] + n_lanes),
                          counters["state_writes"].eq(counters["state_writes"] + n_lanes)]

@@ -180,7 +180,11 @@ class Bench:
             hold = _edge_now() - t_valid
         if next_frame is not None:
             self.present(*next_frame)
-        self.words.append(hex(int(dut.out__payload.value)))
+        word = dut.out__payload.value
+        if not word.is_resolvable:      # name the X / Z bits (from the low end) instead of failing on int()
+            bad = [i for i, b in enumerate(reversed(str(word))) if b not in "01"]
+            self.fail(f"the output word has {len(bad)} bits that are not 0/1, bits {bad[:8]}...")
+        self.words.append(hex(int(word)))
         falls_before = len(self.falls)
         dut.out__ready.value = 1
         await FallingEdge(dut.clk)

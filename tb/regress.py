@@ -42,6 +42,9 @@ from golden.params import (MAX_TIME_STEPS, HardwareParams, LayerParams, NetworkP
 __all__ = ["Config", "draw_config", "run_task", "main"]
 
 WORK = PROJECT_ROOT / "build" / "regress"
+#: corners of the first accelerator that the configurable core cannot hit (its weights are always loaded at
+#: run time)
+CORE_NOT_APPLICABLE = ("weights_at_elaboration",)
 REPORT = PROJECT_ROOT / "build" / "report" / "regress.json"
 
 
@@ -60,7 +63,7 @@ class Config:
     def describe(self) -> str:
         net = self.model.network
         sizes = "x".join(str(lp.size) for lp in net.layers)
-        return (f"config {self.index}: F={net.n_features}x{net.feature_bits}b layers={sizes} C={net.readout.size} "
+        return (f"{'core ' if self.stim.get('core') else ''}config {self.index}: F={net.n_features}x{net.feature_bits}b layers={sizes} C={net.readout.size} "
                 f"T={net.time_steps} wb={net.weight_bits} P={self.hw.pe_count} S={self.hw.scan_width} "
                 f"{'dense ' if self.stim['dense'] else ''}{self.frames} frames")
 
@@ -159,8 +162,45 @@ def _utterance(rng, n: int, net: NetworkParams) -> np.ndarray:
     return x.astype(np.int64)
 
 
-def draw_config(seed: int, index: int, frames: int) -> Config:
-    """Configuration ``index`` of the regression with ``seed``, with about ``frames`` frames of input."""
+def _core_hardware(rng, model: Model, hw: HardwareParams) -> tuple:
+    """The configurable core's version of a configuration (``--core``): shifts limited to what its accumulators
+    hold, some weight blocks emptied (empty blocks and empty rows), and capacities for the core (weight blocks,
+    index rows, accumulator width, largest shift), each sometimes exactly what the model needs. Drawn after
+    everything the first accelerator's configuration draws, so those stay the same."""
+    from golden.sparse import compress
+    net = model.network
+    if max(net.acc_bits(l) for l in range(len(net.layers) + 1)) > 44:     # the core's accumulators: <= 48 bits
+        layers = tuple(LayerParams(**{**lp.__dict__, "in_shift": min(lp.in_shift, 2),
+                                      "rec_shift": min(lp.rec_shift, 2)}) for lp in net.layers)
+        net = NetworkParams(**{**net.__dict__, "layers": layers}).validate()
+        model = Model(net, model.layers, model.w_out, model.labels, model.frontend, model.meta)
+    P = hw.pe_count
+
+    def blocky(w):
+        if rng.random() < 0.5:
+            return w
+        R, N = w.shape
+        K = -(-N // P)
+        keep = rng.random((R, K)) < rng.uniform(0.1, 0.9)
+        return w * np.repeat(keep, P, axis=1)[:, :N]
+
+    lws = [LayerWeights(blocky(lw.w_in), blocky(lw.w_rec)) for lw in model.layers]
+    model = Model(net, lws, blocky(model.w_out), model.labels, model.frontend, model.meta)
+    sw = compress(model, P)
+    tight = rng.random() < 0.3
+    need_acc = max(net.acc_bits(l) for l in range(len(net.layers) + 1))
+    need_shift = max([net.readout.in_shift] + [max(lp.in_shift, lp.rec_shift) for lp in net.layers])
+    hw = HardwareParams(**{**hw.to_dict(),
+                           "weight_blocks": max(1, sw.blocks) + (0 if tight else int(rng.integers(0, 64))),
+                           "index_rows": sw.index_rows + (0 if tight else int(rng.integers(0, 64))),
+                           "acc_bits": need_acc + (0 if tight else int(rng.integers(0, 5))),
+                           "max_shift": need_shift if tight else int(rng.integers(need_shift, 17))}).validate()
+    return model, hw
+
+
+def draw_config(seed: int, index: int, frames: int, core: bool = False) -> Config:
+    """Configuration ``index`` of the regression with ``seed``, with about ``frames`` frames of input;
+    ``core``: for the configurable core (``rtl/core.py``)."""
     cs = config_seed(seed, index)
     rng = np.random.default_rng(cs)
     net, hw = _shape(rng)
@@ -195,6 +235,10 @@ def draw_config(seed: int, index: int, frames: int) -> Config:
             if all(a[0] != u for a in aborts):
                 aborts.append((u, f, delay))
     stim["aborts"] = aborts
+    if core:
+        model, hw = _core_hardware(rng, model, hw)
+        stim = {k: v for k, v in stim.items() if k not in ("load_port", "long_stall_p", "ready_always")}
+        stim.update({"core": True, "all_blocks": bool(stim["dense"] and rng.random() < 0.7)})
     return Config(index, cs, model, hw, utts, stim)
 
 
@@ -230,10 +274,12 @@ def frame_budgets(seed: int, configs: int, frames: int, runs: list) -> dict:
 
 
 def repro_command(seed: int, configs: int, frames: int, every: int, index: int, sims: str,
-                  fault: str | None = None) -> str:
+                  fault: str | None = None, core: bool = False) -> str:
     """The command that draws configuration ``index`` exactly as the run did (its frame budget depends on every
     argument, the simulator list included) and runs it on the simulators that run it."""
     args = f"--seed {seed} --configs {configs} --frames {frames} --every {every} --only {index} --simulators {sims}"
+    if core:
+        args += " --core"
     if fault:
         args += f" --fault {fault}"
     return f"make regress REGRESS_ARGS=\"{args}\""
@@ -244,7 +290,8 @@ def run_task(task: dict) -> dict:
     from tb.coverage import Coverage
     from tb.runner import SimError, compare, simulate
 
-    cfg = draw_config(task["seed"], task["index"], task["frames"])
+    core = bool(task.get("core"))
+    cfg = draw_config(task["seed"], task["index"], task["frames"], core=core)
     sim, fault = task["sim"], task.get("fault")
     if sim == "verilator" and "OPT_FAST" not in os.environ.get("MAKEFLAGS", ""):
         # unoptimised C++: a new configuration builds in about half the time, and runs few frames
@@ -252,11 +299,20 @@ def run_task(task: dict) -> dict:
     work = Path(task.get("work", WORK)) / (f"fault_{fault}" if fault else "clean") / f"cfg{task['index']}_{sim}"
     out = {"index": task["index"], "sim": sim, "fault": fault, "describe": cfg.describe(),
            "repro": repro_command(task["seed"], task["configs"], task["total_frames"], task["every"], task["index"],
-                                  task["sims"], fault)}
+                                  task["sims"], fault, core)}
     t0 = time.perf_counter()
     try:
-        res = simulate(sim, cfg.model, cfg.hw, cfg.utterances, work, fault=fault, **cfg.stim)
-        c = compare(cfg.model, cfg.hw, cfg.utterances, res, dense=cfg.stim["dense"])
+        if core:
+            from tb.core_runner import compare_core, simulate_core
+            stim = {k: v for k, v in cfg.stim.items() if k != "core"}
+            res = simulate_core(sim, cfg.model, cfg.hw, cfg.utterances, work, **stim)
+            c = compare_core(cfg.model, cfg.hw, cfg.utterances, res, dense=stim["dense"],
+                             all_blocks=stim["all_blocks"])
+            c.setdefault("periods_checked", sum(1 for n, row in enumerate(res.timing)
+                                                if row[7] and row[5] == 0 and n + 1 < len(res.timing)))
+        else:
+            res = simulate(sim, cfg.model, cfg.hw, cfg.utterances, work, fault=fault, **cfg.stim)
+            c = compare(cfg.model, cfg.hw, cfg.utterances, res, dense=cfg.stim["dense"])
     except SimError as e:
         out.update({"error": str(e), "frames": 0, "mismatches": 0, "cycle_mismatches": 0, "latency_mismatches": 0,
                     "wall_s": round(time.perf_counter() - t0, 2)})
@@ -293,7 +349,7 @@ def _pool_map(tasks, jobs, on_result):
 
 
 def regress(seed: int, configs: int, frames: int, sims: list, every: int, jobs: int, only=None, keep=False,
-            log=print) -> dict:
+            log=print, core: bool = False) -> dict:
     from tb.coverage import Coverage, missing_corners
 
     runs = assign(configs, sims, every)
@@ -302,7 +358,7 @@ def regress(seed: int, configs: int, frames: int, sims: list, every: int, jobs: 
         runs = [(only, s) for s in sims if (only, s) in budgets]
     runs.sort(key=lambda r: r[1] == sims[0])      # the long Verilator builds first: the pool's tail stays short
     tasks = [{"seed": seed, "index": k, "frames": budgets[(k, s)], "sim": s, "configs": configs, "every": every,
-              "total_frames": frames, "keep": keep, "sims": ",".join(sims)} for k, s in runs]
+              "total_frames": frames, "keep": keep, "sims": ",".join(sims), "core": core} for k, s in runs]
     t0 = time.perf_counter()
     results, cov = [], Coverage()
     done = [0]
@@ -336,7 +392,9 @@ def regress(seed: int, configs: int, frames: int, sims: list, every: int, jobs: 
             "errors": sum(1 for r in results if r.get("error")),
             "decision_mismatches": sum(1 for r in results if not r.get("decisions_equal", True)),
             "periods_checked": sum(r.get("periods_checked", 0) for r in results),
-            "coverage": dict(sorted(cov.hits.items())), "missing_corners": missing_corners(cov.hits),
+            "coverage": dict(sorted(cov.hits.items())),
+            "missing_corners": [c for c in missing_corners(cov.hits)
+                                if not (core and c in CORE_NOT_APPLICABLE)], "core": core,
             "failures": failures, "wall_s": round(wall, 1), "jobs": jobs, "every": every}
 
 
@@ -402,6 +460,9 @@ def main(argv=None) -> int:
     ap.add_argument("--faults", action="store_true",
                     help="fault campaign: every fault of rtl.accel.FAULTS until caught (first simulator)")
     ap.add_argument("--keep", action="store_true", help="keep the build folders of passing runs")
+    ap.add_argument("--core", action="store_true",
+                    help="run the configurable core (rtl/core.py): each configuration's model loaded at run time, "
+                         "with empty weight blocks and rows (no injected faults yet)")
     ap.add_argument("--no-coverage-check", action="store_true",
                     help="do not fail when a listed corner was never hit (small runs)")
     ap.add_argument("--json", default=str(REPORT), help=f"report path (default {REPORT.relative_to(PROJECT_ROOT)})")
@@ -415,6 +476,8 @@ def main(argv=None) -> int:
         ap.error(f"--simulators must name some of {', '.join(SIMULATORS)}, not {a.simulators!r}")
     if a.only is not None and not 0 <= a.only < a.configs:
         ap.error(f"--only must be in 0..{a.configs - 1}, not {a.only}")
+    if a.core and (a.fault or a.faults):
+        ap.error("--fault / --faults are for the first accelerator; the core has no injected faults yet")
     path = Path(a.json)
     if a.faults:
         print(f"fault campaign: {len(FAULTS)} faults x up to {a.configs} configurations on {sims[0]}, "
@@ -445,7 +508,7 @@ def main(argv=None) -> int:
                 print(f"caught by {r['describe']} on {r['sim']}: {r.get('error') or r.get('details')}")
             print(f"fault {a.fault}: {'caught' if caught else 'NOT caught'} ({len(caught)} of {len(results)} runs)")
             return 0 if caught else 1
-        report = regress(a.seed, a.configs, a.frames, sims, a.every, a.jobs, a.only, a.keep)
+        report = regress(a.seed, a.configs, a.frames, sims, a.every, a.jobs, a.only, a.keep, core=a.core)
         ok = not report["failures"]
         if report["missing_corners"] and not a.no_coverage_check and a.only is None:
             ok = False

@@ -248,3 +248,19 @@ def test_saturation_at_the_widest_state_format(tmp_path, rng):
     res = simulate_core("icarus", model, hw, utts, tmp_path)
     cmp = compare_core(model, hw, utts, res)
     assert (cmp["mismatches"], cmp["cycle_mismatches"], cmp["latency_mismatches"]) == (0, 0, 0), cmp["details"]
+
+
+@sim
+def test_fewer_layers_than_the_core_holds(tmp_path, rng):
+    """A one-layer model on a core built for three: the readout's registers (state bits, shift, index base) are
+    its own, not those of the unused layer slots (the regression found this)."""
+    from tb.core_runner import compare_core, simulate_core
+    hw = HardwareParams(**{**HW.to_dict(), "max_layers": 3})
+    net = NetworkParams(n_features=10, time_steps=1, layers=(
+        LayerParams(size=12, state_bits=10, threshold=6, leak_shift=1),),
+        readout=ReadoutParams(size=3, state_bits=8, in_shift=2)).validate()
+    model = random_model(net, seed=9, density=0.6)
+    utts = utterances(rng, n=2)
+    res = simulate_core("icarus", model, hw, utts, tmp_path)
+    cmp = compare_core(model, hw, utts, res)
+    assert (cmp["mismatches"], cmp["cycle_mismatches"], cmp["latency_mismatches"]) == (0, 0, 0), cmp["details"]
