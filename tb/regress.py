@@ -162,7 +162,7 @@ def _utterance(rng, n: int, net: NetworkParams) -> np.ndarray:
     return x.astype(np.int64)
 
 
-def _core_hardware(rng, model: Model, hw: HardwareParams) -> tuple:
+def _core_hardware(rng, model: Model, hw: HardwareParams, all_blocks: bool = False) -> tuple:
     """The configurable core's version of a configuration (``--core``): shifts limited to what its accumulators
     hold, some weight blocks emptied (empty blocks and empty rows), and capacities for the core (weight blocks,
     index rows, accumulator width, largest shift), each sometimes exactly what the model needs. Drawn after
@@ -186,7 +186,7 @@ def _core_hardware(rng, model: Model, hw: HardwareParams) -> tuple:
 
     lws = [LayerWeights(blocky(lw.w_in), blocky(lw.w_rec)) for lw in model.layers]
     model = Model(net, lws, blocky(model.w_out), model.labels, model.frontend, model.meta)
-    sw = compress(model, P)
+    sw = compress(model, P, all_blocks)       # the dense baseline's image stores every block
     tight = rng.random() < 0.3
     need_acc = max(net.acc_bits(l) for l in range(len(net.layers) + 1))
     need_shift = max([net.readout.in_shift] + [max(lp.in_shift, lp.rec_shift) for lp in net.layers])
@@ -236,9 +236,10 @@ def draw_config(seed: int, index: int, frames: int, core: bool = False) -> Confi
                 aborts.append((u, f, delay))
     stim["aborts"] = aborts
     if core:
-        model, hw = _core_hardware(rng, model, hw)
+        all_blocks = bool(stim["dense"] and rng.random() < 0.7)
+        model, hw = _core_hardware(rng, model, hw, all_blocks)
         stim = {k: v for k, v in stim.items() if k not in ("load_port", "long_stall_p", "ready_always")}
-        stim.update({"core": True, "all_blocks": bool(stim["dense"] and rng.random() < 0.7)})
+        stim.update({"core": True, "all_blocks": all_blocks})
     return Config(index, cs, model, hw, utts, stim)
 
 

@@ -264,3 +264,33 @@ def test_fewer_layers_than_the_core_holds(tmp_path, rng):
     res = simulate_core("icarus", model, hw, utts, tmp_path)
     cmp = compare_core(model, hw, utts, res)
     assert (cmp["mismatches"], cmp["cycle_mismatches"], cmp["latency_mismatches"]) == (0, 0, 0), cmp["details"]
+
+
+# ---------------------------------------------------------------------------------------------- regression sample
+def _core_sample(n: int, max_cycles: int) -> list:
+    """The first ``n`` core configurations of seed 1 whose slowest frame (first accelerator's bound, a proxy) is at
+    most ``max_cycles``."""
+    from golden.cycles import max_frame_cycles
+    from tb.regress import _shape, config_seed
+    out, k = [], 0
+    while len(out) < n:
+        net, hw = _shape(np.random.default_rng(config_seed(1, k)))
+        if max_frame_cycles(net, hw) <= max_cycles:
+            out.append(k)
+        k += 1
+    return out
+
+
+@sim
+@pytest.mark.slow
+@pytest.mark.parametrize("index", _core_sample(4, 300))
+def test_core_regression_sample(index, tmp_path):
+    """make regress --core in small: a random configuration (sizes, formats, empty blocks and rows, capacities,
+    stimulus with resets and writes offered while busy) on the core, every frame, counter and handshake."""
+    from tb.regress import run_task
+    r = run_task({"seed": 1, "index": index, "frames": 40, "sim": "icarus", "configs": 1000, "every": 1,
+                  "total_frames": 0, "work": str(tmp_path), "sims": "icarus", "core": True})
+    assert r.get("error") is None, r["error"]
+    assert r["frames"] > 0
+    assert (r["mismatches"], r["cycle_mismatches"], r["latency_mismatches"]) == (0, 0, 0), r["details"]
+    assert r["decisions_equal"] and "core config" in r["describe"]
