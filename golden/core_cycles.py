@@ -151,10 +151,11 @@ def block_reads(model: Model, hw: HardwareParams, utterances, trace: BatchTrace 
     return total * active
 
 
-def core_max_frame_cycles(model: Model, hw: HardwareParams) -> int:
-    """The most compute cycles any frame of ``model`` can take on the core: every source an event."""
+def core_max_frame_cycles(model: Model, hw: HardwareParams, all_blocks: bool = False) -> int:
+    """The most compute cycles any frame of ``model`` can take on the core: every source an event (``all_blocks``:
+    with every block stored, the dense baseline's image)."""
     net = model.network
-    rb = row_blocks(model, hw.pe_count)
+    rb = _blocks(model, hw, all_blocks)
     total = 0
     for s in range(len(net.layers) + 1):
         ff = np.ones((net.fan_in(s),), dtype=bool)

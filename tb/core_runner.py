@@ -71,8 +71,9 @@ def decode_output(word: int, hw: HardwareParams, net) -> dict:
 
 
 def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: Path, *, dense: bool = False,
-                  all_blocks: bool = False, bubble_p: float = 0.0, stall_p: float = 0.0, preload_p: float = 0.0,
-                  busy_write_p: float = 0.0, aborts=(), seed: int = 0, verilog: Path | None = None, extra_writes=()) -> SimResult:
+                  all_blocks: bool = False, bubble_p: float = 0.0, stall_p: float = 0.0, long_stall_p: float = 0.0,
+                  preload_p: float = 0.0, busy_write_p: float = 0.0, ready_always: bool | None = None, aborts=(),
+                  seed: int = 0, verilog: Path | None = None, extra_writes=()) -> SimResult:
     """Configure the core with ``model`` through its ``cfg`` stream and run ``utterances`` through it on ``sim``.
     ``extra_writes`` (``(addr, data)``) follow the model's image (to probe the status flags). Stimulus:
     ``bubble_p`` input bubbles, ``stall_p`` output stalls, ``preload_p`` the next frame offered early,
@@ -101,11 +102,10 @@ def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_d
     lengths = np.array([len(u) for u in utterances], dtype=np.int64)
     aborts = [tuple(int(x) for x in a) for a in aborts]
     kept = kept_frames(lengths, aborts)
-    ready_always = stall_p == 0
-    watchdog = 2 * core_max_frame_cycles(model, hw) + 100 + (2 * len(writes) if all_blocks else 0)
-    if all_blocks or dense:
-        watchdog = 4 * watchdog + 10 * sum(lp.size for lp in net.layers) * 64
-    meta = {"seed": seed, "dense": dense, "bubble_p": bubble_p, "stall_p": stall_p, "long_stall_p": 0.0,
+    if ready_always is None:
+        ready_always = stall_p == 0 and long_stall_p == 0
+    watchdog = 2 * core_max_frame_cycles(model, hw, all_blocks) + 100
+    meta = {"seed": seed, "dense": dense, "bubble_p": bubble_p, "stall_p": stall_p, "long_stall_p": long_stall_p,
             "preload_p": preload_p, "busy_write_p": busy_write_p, "ready_always": bool(ready_always), "aborts": aborts,
             "watchdog_cycles": int(watchdog), "feature_bits": hw.max_feature_bits, "core": True}
     job = {"frames": frames, "lengths": lengths, "meta": json.dumps(meta),

@@ -238,8 +238,7 @@ def draw_config(seed: int, index: int, frames: int, core: bool = False) -> Confi
     if core:
         all_blocks = bool(stim["dense"] and rng.random() < 0.7)
         model, hw = _core_hardware(rng, model, hw, all_blocks)
-        stim = {k: v for k, v in stim.items() if k not in ("load_port", "long_stall_p", "ready_always")}
-        stim.update({"core": True, "all_blocks": all_blocks})
+        stim.update({"core": True, "all_blocks": all_blocks, "load_port": True})   # always loaded at run time
     return Config(index, cs, model, hw, utts, stim)
 
 
@@ -305,7 +304,7 @@ def run_task(task: dict) -> dict:
     try:
         if core:
             from tb.core_runner import compare_core, simulate_core
-            stim = {k: v for k, v in cfg.stim.items() if k != "core"}
+            stim = {k: v for k, v in cfg.stim.items() if k not in ("core", "load_port")}
             res = simulate_core(sim, cfg.model, cfg.hw, cfg.utterances, work, **stim)
             c = compare_core(cfg.model, cfg.hw, cfg.utterances, res, dense=stim["dense"],
                              all_blocks=stim["all_blocks"])
