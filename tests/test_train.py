@@ -600,6 +600,12 @@ def test_block_sparse_bits_of_a_hand_made_model():
     assert (bs["chunk_id_bits"], bs["base_bits"], bs["count_bits"]) == (2, 3, 2)
     assert bs["matrices"]["l0.w_in"]["bits"] == 3 * (8 * 4 + 2) + 6 * (3 + 2)
     assert bs["bits"] == 7 * (8 * 4 + 2) + 70 * (3 + 2) == bs["word_bits_total"] + bs["index_bits_total"]
+    # P = 5: 4 chunks of 20 outputs (chunk id 0..3: 2 bits, count 0..4: 3 bits), 8 stored blocks (base 0..7: 3 bits)
+    b5 = block_sparse_bits(model, 5)
+    assert {k: v["stored_blocks"] for k, v in b5["matrices"].items()} == \
+        {"l0.w_in": 4, "l0.w_rec": 1, "l1.w_in": 0, "l1.w_rec": 2, "out.w": 1}
+    assert (b5["chunk_id_bits"], b5["base_bits"], b5["count_bits"]) == (2, 3, 3)
+    assert b5["bits"] == 8 * (5 * 4 + 2) + 70 * (3 + 3)
     # P = 1: a block is a weight; an empty model still needs its index (1-bit fields at least)
     assert block_sparse_bits(model, 1)["stored_blocks"] == model.nonzero_weights() == 8
     for w in model.matrices().values():
