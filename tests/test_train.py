@@ -670,3 +670,26 @@ def test_fsdd_validate_holds_out_train_utterances_by_index(tmp_path, monkeypatch
     idx = recipes._manifest_index(d)
     assert sorted(idx[p] for p in va.paths) == [1] * 4 + [2] * 4
     assert sorted({idx[p] for p in tr.paths}) == [3, 4, 5] and len(tr) == 2 * 12   # one augmented copy each
+
+
+@pytest.mark.parametrize("T", [1, 2])
+def test_block_reads_count_the_stored_blocks_each_event_touches(T):
+    """At P = 1 a block is a weight, so the block reads are golden's own count of non-zero weight reads; at
+    P = 16 every event reads at most its row's chunks, and a model without a zero reads them all."""
+    from golden.model import random_model
+    from train.loop import block_reads
+    net = dataclasses.replace(small_net(T=T, sizes=(20, 12)), layers=tuple(
+        dataclasses.replace(lp, threshold=4) for lp in small_net(T=T, sizes=(20, 12)).layers))
+    rng = np.random.default_rng(T)
+    feats = [rng.integers(0, 16, size=(n, 6)) * (rng.random((n, 6)) < 0.6) for n in rng.integers(1, 30, size=7)]
+    sparse = random_model(net, seed=T, density=0.3, labels=LABELS4)
+    tr = run_batch(sparse, feats)
+    assert sum(int(s.sum()) for s in tr.spikes) > 50
+    assert block_reads(sparse, tr, feats, 1) == int(tr.counters["nz_weight_reads"].sum())
+    dense = random_model(net, seed=T, density=1.0, labels=LABELS4)
+    for w in dense.matrices().values():
+        w[w == 0] = 1
+    tr = run_batch(dense, feats)
+    events = tr.counters["in_events"] + tr.counters["rec_events"]            # (B, F, L + 1)
+    chunks = np.array([2, 1, 1])                                                # 20 -> 2 chunks, 12 -> 1, 4 -> 1
+    assert block_reads(dense, tr, feats, 16) == int((events.sum(axis=(0, 1)) * chunks).sum())

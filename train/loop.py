@@ -167,7 +167,29 @@ def golden_metrics(model: Model, data: FeatureSet) -> dict:
         "synaptic_ops_per_inference": round(float(tot["accumulations"].sum()) / n, 1),
         "dense_synaptic_ops_per_inference": round(sum(dense["accumulations"]) * frames / n, 1),
         "weight_reads_per_inference": round(float(tot["weight_reads"].sum()) / n, 1),
+        "block_reads_per_inference": round(block_reads(model, trace, data.feats) / n, 1),
     }
+
+
+def block_reads(model: Model, trace, feats: list, P: int | None = None) -> int:
+    """Stored blocks (P = 16 unless given) that the events of ``trace`` (golden's :func:`run_batch` of ``model`` on
+    ``feats``) touch in all: every event (a source's distinct non-zero value over the T steps, as golden counts
+    them) reads the stored blocks of its source's row, once; the block-sparse memory's weight words read, the
+    dominant term of issue #14's cycles."""
+    from golden.events import count_events
+    from .report import REPORT_P, stored_blocks_per_row
+    P = P or REPORT_P
+    rows = {k: stored_blocks_per_row(w, P) for k, w in model.matrices().items()}
+    L = len(model.network.layers)
+    total = sum(int((np.asarray(f) != 0).sum(axis=0) @ rows["l0.w_in"]) for f in feats)
+    last = np.asarray(trace.lengths) - 1
+    for l in range(L):
+        ev = count_events(trace.spikes[l])                  # (B, F, N): events this layer makes per frame
+        nxt = rows[f"l{l + 1}.w_in"] if l + 1 < L else rows["out.w"]
+        total += int(ev.sum(axis=(0, 1)) @ nxt)             # consumed by the layer above (or the readout) at once
+        ev[np.arange(len(last)), last] = 0                  # ... and by itself at the next frame, if there is one
+        total += int(ev.sum(axis=(0, 1)) @ rows[f"l{l}.w_rec"])
+    return total
 
 
 def _epochs(twin, opt, sched, data, cfg, epochs, rng, desc, on_epoch=None, progress=True):

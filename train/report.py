@@ -6,7 +6,8 @@ be regenerated from the JSON of a re-run. Sparsities are fractions of weights:
 * structured: weights removed with whole neurons, against the same recipe before pruning (4-bit stage);
 * unstructured: single weights that are zero among those left;
 * total: 1 - non-zero weights / weights of the unpruned network;
-* blocks: the weight words the block-sparse memory of issue #14 stores (:func:`block_sparse_bits`, P = 16).
+* blocks: the weight words the block-sparse memory of issue #14 stores (:func:`block_sparse_bits`, P = 16), and
+  the block reads per utterance (every event reads the stored blocks of its row: :func:`train.loop.block_reads`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["ablation_rows", "markdown", "block_sparse_bits", "REPORT_P"]
+__all__ = ["ablation_rows", "markdown", "block_sparse_bits", "stored_blocks_per_row", "REPORT_P"]
 
 STAGE_TITLES = {"float": "float (PyTorch)", "4bit": "4-bit QAT", "4bit_structured": "+ structured pruning",
                 "4bit_block": "+ block pruning", "4bit_pruned": "+ unstructured pruning"}
@@ -26,6 +27,14 @@ REPORT_P = 16
 def _bits_for(n: int) -> int:
     """Bits of an unsigned field that holds 0 .. n (at least 1)."""
     return max(1, int(n).bit_length())
+
+
+def stored_blocks_per_row(w, P: int = 16):
+    """Per source row of ``w`` (golden's input-major layout): how many of its blocks of ``P`` outputs hold a
+    non-zero weight (an int array of ``w.shape[0]``)."""
+    import numpy as np
+    nz = np.asarray(w) != 0
+    return sum(nz[:, k:k + P].any(axis=1).astype(np.int64) for k in range(0, nz.shape[1], P))
 
 
 def block_sparse_bits(model, P: int = 16) -> dict:
@@ -58,8 +67,7 @@ def block_sparse_bits(model, P: int = 16) -> dict:
     for name, w in model.matrices().items():
         rows, cols = w.shape
         chunks = -(-cols // P)
-        nz = w != 0
-        stored = sum(int(nz[:, k * P:(k + 1) * P].any(axis=1).sum()) for k in range(chunks))
+        stored = int(stored_blocks_per_row(w, P).sum())
         mats[name] = {"rows": int(rows), "chunks": int(chunks), "blocks": int(rows * chunks), "stored_blocks": stored}
     max_chunks = max(m["chunks"] for m in mats.values())
     total = sum(m["stored_blocks"] for m in mats.values())
@@ -105,6 +113,8 @@ def ablation_rows(stages: list, float32_dense_bytes: int) -> list:
                 row.update({k: s[k] for k in ("block_P", "blocks", "stored_blocks", "stored_blocks_per_matrix",
                                               "block_sparse_bits", "block_sparse_index_bits")})
                 row["empty_block_fraction"] = round(1 - s["stored_blocks"] / s["blocks"], 4)
+            if "block_reads_per_inference" in s:
+                row["block_reads_per_inference"] = s["block_reads_per_inference"]
         else:
             row.update({"stored_bytes": float32_dense_bytes, "bytes_vs_float32_dense_percent": 0.0})
         rows.append(row)
@@ -145,15 +155,15 @@ def markdown(name: str, rep: dict) -> str:
            "| stage | accuracy | layers | non-zero / weights | sparsity structured / unstructured / total "
            "| stored bytes (vs float32 dense) | input events per frame (per layer, readout) | activation sparsity "
            "| synaptic ops per utterance (vs dense) | stored blocks / blocks at P = 16 (per matrix) "
-           "| block-sparse bits (index) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| block-sparse bits (index) | block reads per utterance |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = rep["ablation"]
     shipped = _blocks_of_model_file(rep) if rows and "stored_blocks" not in rows[-1] else None
     for i, r in enumerate(rows):
         title = STAGE_TITLES.get(r["stage"], r["stage"])
         if "weights" not in r:
             out.append(f"| {title} | {_pct(r['accuracy'])} | {', '.join(map(str, rep['config']['hidden']))} | "
-                       f"dense | 0 | {r['stored_bytes']:,} | - | - | - | - | - |")
+                       f"dense | 0 | {r['stored_bytes']:,} | - | - | - | - | - | - |")
             continue
         b = r if "stored_blocks" in r else (shipped if i == len(rows) - 1 else None)
         out.append(
@@ -164,7 +174,8 @@ def markdown(name: str, rep: dict) -> str:
             f"{_per_layer(r['input_events_per_frame'])} | {_per_layer(r['activation_sparsity'])} | "
             f"{r['synaptic_ops_per_inference']:,.0f} ({_pct(r['synaptic_ops_vs_dense'])}) | "
             + (f"{b['stored_blocks']:,} / {b['blocks']:,} ({_per_layer(b['stored_blocks_per_matrix'])}) | "
-               f"{b['block_sparse_bits']:,} ({b['block_sparse_index_bits']:,}) |" if b else "- | - |"))
+               f"{b['block_sparse_bits']:,} ({b['block_sparse_index_bits']:,}) |" if b else "- | - |")
+            + (f" {r['block_reads_per_inference']:,.0f} |" if "block_reads_per_inference" in r else " - |"))
     ts = rep.get("time_steps_ablation")
     if ts:
         out += ["", "| stage | T = 1 | T = 2 |", "|---|---|---|"]
