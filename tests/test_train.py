@@ -693,3 +693,10 @@ def test_block_reads_count_the_stored_blocks_each_event_touches(T):
     events = tr.counters["in_events"] + tr.counters["rec_events"]            # (B, F, L + 1)
     chunks = np.array([2, 1, 1])                                                # 20 -> 2 chunks, 12 -> 1, 4 -> 1
     assert block_reads(dense, tr, feats, 16) == int((events.sum(axis=(0, 1)) * chunks).sum())
+
+
+def test_the_chosen_block_pruning_settings_are_valid_overrides_of_their_recipes():
+    from train.recipes import BLOCK_PRUNING, RECIPES, with_overrides
+    for name, over in BLOCK_PRUNING.items():
+        assert with_overrides(RECIPES[name], over).config.block_pruning(), name
+        assert not RECIPES[name].config.block_pruning()      # the shipped recipe itself stays unpruned by blocks
