@@ -483,3 +483,220 @@ def test_weight_decay_and_label_smoothing_are_off_by_default_and_reach_the_train
     # recorded in the model file only when set: the shipped recipes' files keep their bytes
     assert not {"label_smoothing", "weight_decay"} & set(TrainConfig().to_dict())
     assert TrainConfig(label_smoothing=0.1).to_dict()["label_smoothing"] == 0.1
+
+
+# ---- block pruning (issue #14, deliverable 7) ----
+
+def _blocks_of(m: torch.Tensor, block: int) -> torch.Tensor:
+    """(chunks, N_in) 0/1: block [k, r] of a twin-layout (N_out, N_in) mask is kept; asserts each block is whole."""
+    out = []
+    for a in range(0, m.shape[0], block):
+        part = m[a:a + block]
+        assert torch.all(part == part[:1]), "a block mask must keep or drop whole blocks"
+        out.append(part[0])
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("block", [16, 8, 5])
+@pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.5, 0.9])
+def test_block_masks_empty_whole_aligned_blocks_of_smallest_norm_at_the_requested_sparsity(block, sparsity):
+    from train.prune import block_importance, block_mask
+    twin = RSNN(small_net(sizes=(20, 12)), ((4.0, 4.0), (4.0, 4.0), 4.0), seed=3)
+    for name, w in twin.named_matrices():
+        chunks = -(-w.shape[0] // block)                    # a last partial chunk is a block of its own
+        imp = block_importance(w, block)
+        assert imp.shape == (chunks, w.shape[1])
+        assert torch.allclose(imp[-1], w[(chunks - 1) * block:].norm(dim=0))
+        m = block_mask(w, sparsity, block)
+        n = round(sparsity * chunks * w.shape[1])
+        if n == 0:
+            assert m is None
+            continue
+        assert m.shape == w.shape
+        kept = _blocks_of(m, block)
+        assert int((kept == 0).sum()) == n, name             # exactly the requested number of empty blocks
+        if 0 < n < kept.numel():                             # ... and they are the ones of smallest L2 norm
+            assert imp[kept == 0].max() <= imp[kept == 1].min()
+
+
+def test_block_masks_compose_with_unstructured_masks_inside_the_kept_blocks():
+    from train.prune import block_mask, mixed_masks
+    twin = RSNN(small_net(sizes=(32, 16)), ((4.0, 4.0), (4.0, 4.0), 4.0), seed=4)
+    blocks = {name: block_mask(w, 0.5, 8) for name, w in twin.named_matrices()}
+    mixed_masks(twin, 0.4, blocks)
+    for name, w in twin.named_matrices():
+        m, b = twin.masks[name], blocks[name]
+        assert torch.all(m <= b), name                         # a dropped block stays empty: the mask is a product
+        assert torch.equal(m, m * b)
+        inside = int(b.sum())
+        assert abs(int((m[b > 0] == 0).sum()) - 0.4 * inside) <= 1, name  # 40 % of the weights the blocks keep
+        kept_w, dropped_w = w.abs()[(m > 0)], w.abs()[(b > 0) & (m == 0)]
+        assert dropped_w.max() <= kept_w.min()                 # the smallest magnitudes inside the kept blocks
+    # no block mask: exactly the unstructured masks of before (the shipped recipes depend on it)
+    a = RSNN(small_net(), ((4.0, 4.0), (4.0, 4.0), 4.0), seed=6)
+    b = RSNN(small_net(), ((4.0, 4.0), (4.0, 4.0), 4.0), seed=6)
+    magnitude_masks(a, 0.6)
+    mixed_masks(b, 0.6, {})
+    assert a.masks.keys() == b.masks.keys() and all(torch.equal(a.masks[k], b.masks[k]) for k in a.masks)
+    mixed_masks(b, 0.0, {})
+    assert b.masks == {}
+
+
+def test_block_pruning_ramps_per_matrix_targets_and_the_exported_model_has_the_empty_blocks(monkeypatch):
+    import train.loop as loop
+    from train.report import block_sparse_bits
+    calls = []
+    real = loop.block_mask
+
+    def spy(w, s, block):
+        calls.append((w.shape, s, block))
+        return real(w, s, block)
+
+    monkeypatch.setattr(loop, "block_mask", spy)
+    train_set, fe = tone_set(8, 0)
+    test_set, _ = tone_set(3, 1)
+    per = {"l0.w_in": 0.0, "out.w": 0.25}
+    cfg = TrainConfig(hidden=(24, 16), thresholds=(30, 9), state_bits=(12, 12), readout_bits=16, epochs_float=2,
+                      epochs_quant=1, keep_neurons=None, sparsity=0.2, epochs_sparse=2, batch_size=16,
+                      rate_penalty=0.1, block_sparsity=0.6, block_sparsity_per_matrix=per, block_size=8,
+                      epochs_block=6)
+    stages = train(cfg, train_set, test_set, fe, LABELS4, {}, progress=False, log=lambda *a: None)
+    assert [s.name for s in stages] == ["float", "4bit", "4bit_block", "4bit_pruned"]
+    assert all(b == 8 for _, _, b in calls) and len(calls) == 6 * 5       # every matrix at every block epoch
+    by_epoch = [[s for _, s, _ in calls[5 * e:5 * e + 5]] for e in range(6)]
+    names = cfg.matrix_names()
+    targets = [per.get(n, 0.6) for n in names]
+    for e, got in enumerate(by_epoch):                    # the cubic ramp over epochs_block - 3, then the target
+        assert got == pytest.approx([t * (1 - (1 - min(e + 1, 3) / 3) ** 3) for t in targets])
+    assert by_epoch[0][1] < by_epoch[1][1] < by_epoch[2][1] == by_epoch[5][1] == 0.6
+    for stage in stages[2:]:
+        bs = block_sparse_bits(stage.model, 8)
+        for n, t in zip(names, targets):
+            m = bs["matrices"][n]
+            assert m["stored_blocks"] <= m["blocks"] - round(t * m["blocks"]), (stage.name, n)
+    assert stages[-1].model.meta["config"]["block_sparsity_per_matrix"] == per
+
+
+def test_block_sparse_bits_of_a_hand_made_model():
+    from golden.model import random_model
+    from train.report import block_sparse_bits
+    model = random_model(small_net(sizes=(20, 12)), labels=LABELS4)
+    for w in model.matrices().values():
+        w[...] = 0
+    m = model.matrices()
+    m["l0.w_in"][0, 0], m["l0.w_in"][0, 7] = 1, -2          # one block (row 0, chunk 0) with two weights
+    m["l0.w_in"][0, 19] = 3                                  # row 0, the partial chunk 2 (outputs 16..19)
+    m["l0.w_in"][5, 8] = 1                                   # row 5, chunk 1
+    m["l0.w_rec"][3, 16] = -1
+    m["l1.w_rec"][11, 0], m["l1.w_rec"][11, 8] = 1, 1        # two blocks of one row
+    m["out.w"][2, 3] = 7
+    bs = block_sparse_bits(model, 8)
+    assert {k: v["stored_blocks"] for k, v in bs["matrices"].items()} == \
+        {"l0.w_in": 3, "l0.w_rec": 1, "l1.w_in": 0, "l1.w_rec": 2, "out.w": 1}
+    assert {k: v["chunks"] for k, v in bs["matrices"].items()} == \
+        {"l0.w_in": 3, "l0.w_rec": 3, "l1.w_in": 2, "l1.w_rec": 2, "out.w": 1}
+    assert bs["blocks"] == 6 * 3 + 20 * 3 + 20 * 2 + 12 * 2 + 12 and bs["stored_blocks"] == 7
+    # chunk id: 0..2 -> 2 bits; base: blocks 0..6 -> 3 bits; count: 0..3 -> 2 bits; 70 source rows in all
+    assert (bs["chunk_id_bits"], bs["base_bits"], bs["count_bits"]) == (2, 3, 2)
+    assert bs["matrices"]["l0.w_in"]["bits"] == 3 * (8 * 4 + 2) + 6 * (3 + 2)
+    assert bs["bits"] == 7 * (8 * 4 + 2) + 70 * (3 + 2) == bs["word_bits_total"] + bs["index_bits_total"]
+    # P = 5: 4 chunks of 20 outputs (chunk id 0..3: 2 bits, count 0..4: 3 bits), 8 stored blocks (base 0..7: 3 bits)
+    b5 = block_sparse_bits(model, 5)
+    assert {k: v["stored_blocks"] for k, v in b5["matrices"].items()} == \
+        {"l0.w_in": 4, "l0.w_rec": 1, "l1.w_in": 0, "l1.w_rec": 2, "out.w": 1}
+    assert (b5["chunk_id_bits"], b5["base_bits"], b5["count_bits"]) == (2, 3, 3)
+    assert b5["bits"] == 8 * (5 * 4 + 2) + 70 * (3 + 3)
+    # P = 1: a block is a weight; an empty model still needs its index (1-bit fields at least)
+    assert block_sparse_bits(model, 1)["stored_blocks"] == model.nonzero_weights() == 8
+    for w in model.matrices().values():
+        w[...] = 0
+    empty = block_sparse_bits(model, 8)
+    assert empty["stored_blocks"] == 0 and empty["bits"] == 70 * (1 + 2)
+    with pytest.raises(ValueError, match="P must be"):
+        block_sparse_bits(model, 0)
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"block_sparsity": 1.0}, "block_sparsity must be a fraction"),
+    ({"block_sparsity": -0.1}, "block_sparsity must be a fraction"),
+    ({"block_sparsity_per_matrix": {"l2.w_in": 0.5}}, "names no matrix 'l2.w_in'"),
+    ({"block_sparsity_per_matrix": {"l0.w_in": 1.5}}, r"block_sparsity_per_matrix\['l0.w_in'\] must be"),
+    ({"block_sparsity_per_matrix": {"l0.w_in": "x"}}, r"block_sparsity_per_matrix\['l0.w_in'\] must be"),
+    ({"block_sparsity_per_matrix": [0.5]}, "takes an object"),
+    ({"block_size": 0}, "block_size must be"),
+    ({"block_size": 300}, "block_size must be"),
+    ({"block_sparsity": 0.5, "epochs_block": 0}, "epochs_block must be >= 1 when block pruning is on"),
+    ({"epochs_block": -1}, "epochs_block must be an integer >= 0"),
+])
+def test_block_pruning_settings_are_refused_when_out_of_range(over, message):
+    from golden.params import ParamError
+    from train.recipes import RECIPES, with_overrides
+    with pytest.raises(ValueError, match=message):
+        with_overrides(RECIPES["fsdd"], over)
+    cfg = dataclasses.replace(TrainConfig(), **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()})
+    with pytest.raises(ParamError, match=message.replace("takes an object", "must be null or an object")):
+        cfg.validate_pruning()                              # train() itself refuses it too
+
+
+def test_block_pruning_is_off_by_default_and_recorded_only_when_set():
+    from train.recipes import RECIPES, with_overrides
+    for name in ("fsdd", "arabic_digits"):                  # the shipped recipes' model headers do not change
+        d = RECIPES[name].config.to_dict()
+        assert not RECIPES[name].config.block_pruning()
+        assert not set(d) & {"block_sparsity", "block_sparsity_per_matrix", "block_size", "epochs_block"}
+    r = with_overrides(RECIPES["fsdd"], {"block_sparsity": 0, "block_sparsity_per_matrix": {"l0.w_in": 0.3}})
+    assert r.config.block_pruning() and r.config.block_sparsity_per_matrix == {"l0.w_in": 0.3}
+    d = r.config.to_dict()
+    assert (d["block_sparsity_per_matrix"], d["block_size"], d["epochs_block"]) == ({"l0.w_in": 0.3}, 16, 10)
+    assert "block_sparsity" not in d
+
+
+def test_fsdd_validate_holds_out_train_utterances_by_index(tmp_path, monkeypatch):
+    """A data set without a val split: --validate trains on the train utterances outside ``val_holdout`` and
+    measures on those inside it; the test split is not read."""
+    import train.data
+    from conftest import write_wav
+    from train import recipes
+    monkeypatch.setattr(train.data, "CACHE", tmp_path / "cache")
+    d = tmp_path / "data"
+    (d / "wav").mkdir(parents=True)
+    rows = ["path,digit,speaker,index,official_split"]
+    for k in range(24):
+        write_wav(d / "wav" / f"{k}.wav", tone(300 + 250 * (k % 4), 0.2, 8000), 8000)
+        rows.append(f"wav/{k}.wav,{k % 4},s0,{k // 4},{'test' if k // 4 == 0 else 'train'}")
+    (d / "manifest.csv").write_text("\n".join(rows) + "\n")
+    r = dataclasses.replace(recipes.RECIPES["fsdd"], aug_copies=1, val_holdout=(1, 2), test_split="val")
+    tr, va = recipes._load(r, d, lambda *a: None)
+    idx = recipes._manifest_index(d)
+    assert sorted(idx[p] for p in va.paths) == [1] * 4 + [2] * 4
+    assert sorted({idx[p] for p in tr.paths}) == [3, 4, 5] and len(tr) == 2 * 12   # one augmented copy each
+
+
+@pytest.mark.parametrize("T", [1, 2])
+def test_block_reads_count_the_stored_blocks_each_event_touches(T):
+    """At P = 1 a block is a weight, so the block reads are golden's own count of non-zero weight reads; at
+    P = 16 every event reads at most its row's chunks, and a model without a zero reads them all."""
+    from golden.model import random_model
+    from train.loop import block_reads
+    net = dataclasses.replace(small_net(T=T, sizes=(20, 12)), layers=tuple(
+        dataclasses.replace(lp, threshold=4) for lp in small_net(T=T, sizes=(20, 12)).layers))
+    rng = np.random.default_rng(T)
+    feats = [rng.integers(0, 16, size=(n, 6)) * (rng.random((n, 6)) < 0.6) for n in rng.integers(1, 30, size=7)]
+    sparse = random_model(net, seed=T, density=0.3, labels=LABELS4)
+    tr = run_batch(sparse, feats)
+    assert sum(int(s.sum()) for s in tr.spikes) > 50
+    assert block_reads(sparse, tr, feats, 1) == int(tr.counters["nz_weight_reads"].sum())
+    dense = random_model(net, seed=T, density=1.0, labels=LABELS4)
+    for w in dense.matrices().values():
+        w[w == 0] = 1
+    tr = run_batch(dense, feats)
+    events = tr.counters["in_events"] + tr.counters["rec_events"]            # (B, F, L + 1)
+    chunks = np.array([2, 1, 1])                                                # 20 -> 2 chunks, 12 -> 1, 4 -> 1
+    assert block_reads(dense, tr, feats, 16) == int((events.sum(axis=(0, 1)) * chunks).sum())
+
+
+def test_the_chosen_block_pruning_settings_are_valid_overrides_of_their_recipes():
+    from train.recipes import BLOCK_PRUNING, RECIPES, with_overrides
+    for name, over in BLOCK_PRUNING.items():
+        assert with_overrides(RECIPES[name], over).config.block_pruning(), name
+        assert not RECIPES[name].config.block_pruning()      # the shipped recipe itself stays unpruned by blocks
