@@ -44,6 +44,8 @@ RUNS = {"sparse": (False, False), "zero_skip_only": (False, True), "sparsity_onl
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tb.bench", description=__doc__)
     p.add_argument("--utterances", type=int, default=10, help="FSDD test utterances, evenly spaced (default 10)")
+    p.add_argument("--model", default=str(PROJECT_ROOT / "models" / "fsdd.npz"),
+                   help="an FSDD model file (default the shipped models/fsdd.npz)")
     p.add_argument("--icarus-utterances", type=int, default=2,
                    help="of those, how many Icarus runs for its throughput (default 2: it is slow)")
     p.add_argument("--data", default=None, help="FSDD folder (default $RSNN_DATA/fsdd or ../shared/data/fsdd)")
@@ -53,14 +55,14 @@ def main(argv=None) -> int:
     if not (data / "manifest.csv").is_file():
         print(f"bench: no FSDD data at {data} (give --data DIR or set RSNN_DATA)", file=sys.stderr)
         return 2
-    model = load_model(PROJECT_ROOT / "models" / "fsdd.npz")
+    model = load_model(args.model)
     hw = HardwareParams()
     utts = read_manifest(data, "test", "digit")
     pick = np.linspace(0, len(utts) - 1, min(args.utterances, len(utts))).round().astype(int)
     feats = [features_from_file(utts[i].path, model.frontend) for i in pick]
     frames = sum(len(f) for f in feats)
     work = PROJECT_ROOT / "build" / "bench"
-    out = {"utterances": len(feats), "frames": frames, "model": "models/fsdd.npz", "hardware": hw.to_dict()}
+    out = {"utterances": len(feats), "frames": frames, "model": str(args.model), "hardware": hw.to_dict()}
 
     t = time.perf_counter()
     reps = 0
