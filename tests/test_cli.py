@@ -70,7 +70,7 @@ def test_eval_json_and_confusion(capsys, dataset, tmp_path):
     (["train", "--recipe", "fsdd", "--set", "epochs_float"], "--set takes KEY=VALUE"),
     (["train", "--recipe", "fsdd", "--set", "hiden=[64,64]"], "cannot set 'hiden'"),
     (["train", "--recipe", "fsdd", "--set", "sparsity=2"], "sparsity must be"),
-    (["train", "--recipe", "fsdd", "--validate", "--data", "{d}"], "no row in split 'val'"),
+    (["train", "--recipe", "fsdd", "--validate", "--data", "{d}"], "no 'index' column: a val split cannot be held"),
 ])
 def test_errors_are_one_line(capsys, dataset, argv, match):
     rc, out, err = run_cli(capsys, *[a.format(d=dataset) for a in argv])

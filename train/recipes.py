@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.data import PROJECT_ROOT, default_data_dir
+from golden.data import PROJECT_ROOT, DataError, default_data_dir
 from golden.modelfile import save_model
 from golden.params import FrontEndParams, ParamError
 
@@ -98,8 +98,15 @@ def _manifest_index(data_dir: Path) -> dict:
     with open(Path(data_dir) / "manifest.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     if not rows or "index" not in rows[0]:
-        raise ValueError(f"{data_dir}/manifest.csv has no 'index' column: a val split cannot be held out of train")
-    return {str(Path(data_dir) / r["path"]): int(r["index"]) for r in rows}
+        raise DataError(f"{data_dir}/manifest.csv has no 'index' column: a val split cannot be held out of train "
+                        "(--validate on a data set without a val split needs it)")
+    out = {}
+    for n, r in enumerate(rows, start=2):
+        try:
+            out[str(Path(data_dir) / r["path"])] = int(r["index"])
+        except (TypeError, ValueError):
+            raise DataError(f"{data_dir}/manifest.csv line {n}: index {r.get('index')!r} is not an integer") from None
+    return out
 
 
 def _load_holdout(recipe: Recipe, data_dir: Path, log) -> tuple[FeatureSet, FeatureSet]:
