@@ -1,6 +1,8 @@
 """Measure the block-sparse weight format against its alternatives on the shipped models (rtl/README.md table).
 
-    python scripts/weight_formats.py [--pe 16] [--limit N]
+    python scripts/weight_formats.py [MODEL.npz ...] [--pe 16] [--limit N]
+
+(default: the shipped models; a model runs on its data set: ``arabic`` in the file name, else FSDD.)
 
 For each model: the bits each format stores (golden.sparse.format_bits) and the weight-fetch cycles per frame it
 costs over the test split (golden traces): one per stored block of each event's row (block-sparse), the longest
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -41,15 +44,18 @@ def fetch_cycles(model, trace, utts, costs) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="scripts/weight_formats.py")
+    p.add_argument("models", nargs="*", type=Path)
     p.add_argument("--pe", type=int, default=16)
     p.add_argument("--limit", type=int, default=0)
     args = p.parse_args(argv)
     hw = HardwareParams(pe_count=args.pe)
     print("| model | format | weight bits | index bits | total bits | fetch cycles / frame |")
     print("|---|---|---|---|---|---|")
-    for name in ("fsdd", "arabic_digits"):
-        model = load_model(PROJECT_ROOT / "models" / f"{name}.npz")
-        items = read_manifest(default_data_dir(name), "test")
+    paths = args.models or [PROJECT_ROOT / "models" / f"{n}.npz" for n in ("fsdd", "arabic_digits")]
+    for path in paths:
+        model = load_model(path)
+        name = path.stem if path.parent == PROJECT_ROOT / "models" else str(path)
+        items = read_manifest(default_data_dir("arabic_digits" if "arabic" in path.name else "fsdd"), "test")
         items = items[:args.limit] if args.limit else items
         utts = [features_from_file(it.path, model.frontend) for it in items]
         trace = run_batch(model, utts)
