@@ -19,9 +19,10 @@ One frame: for each stage ``s`` (the recurrent layers, then the readout):
              its chunk for every time step in the event's mask (a read-modify-write of the accumulator memory,
              whose transparent read port forwards a write to the next block of the same chunk).
 
-``SWEEP``  when all three are idle, the neuron unit reads each chunk's accumulators and states, runs the ``T``
-           steps of ``P`` neurons (or the readout's saturating sum and argmax), writes the states back, clears the
-           accumulators and writes the spikes: one chunk per cycle, then one cycle to drain.
+``SWEEP``  as soon as the scan, the lookup, the queue and the fetch are idle (the last accumulation may still be
+           being written), the neuron unit reads each chunk's accumulators and states, runs the ``T`` steps of
+           ``P`` neurons (or the readout's saturating sum and argmax), writes the states back, clears the chunk
+           (its valid bit) and writes the spikes: one chunk per cycle, then one cycle for the last update.
 
 Spikes of a layer are both the feed-forward input of the next stage (this frame) and the layer's own recurrent
 input (next frame): the scan of stage ``s`` has read the previous frame's spikes before its sweep overwrites them,
@@ -221,7 +222,7 @@ class AccUnit(wiring.Component):
     ``i`` (always taken) whose chunk is below ``chunks`` reads its chunk's word; the cycle after, every PE ``p``
     adds ``w_p * payload << shift`` (``shift`` = ``shift_rec`` for a recurrent event) to the accumulators of the
     time steps in the mask and writes the word back. A block naming a chunk at or past ``chunks`` is skipped
-    and pulses ``bad_chunk``. The sweep port (``sw_en``, ``sw_addr``) reads a chunk's word (on ``sw_data`` the
+    and pulses ``bad_chunk``. The sweep port (``sw_addr``, used while no block is in its read stage) reads a chunk's word (on ``sw_data`` the
     cycle after) and ``clr_en`` / ``clr_addr`` clears a chunk (its valid bit: a chunk not written since its last
     clear, or since reset, reads as zero). ``busy``: a block is in flight. The counters'
     increments of the accumulating cycle are on ``n_nz`` (non-zero weights) and ``n_acc`` (their additions)."""

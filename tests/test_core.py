@@ -294,3 +294,22 @@ def test_core_regression_sample(index, tmp_path):
     assert r["frames"] > 0
     assert (r["mismatches"], r["cycle_mismatches"], r["latency_mismatches"]) == (0, 0, 0), r["details"]
     assert r["decisions_equal"] and "core config" in r["describe"]
+
+
+@sim
+def test_a_block_naming_a_chunk_past_its_matrix_is_skipped_and_flagged(tmp_path):
+    """BAD_CHUNK: a stored block whose chunk id is past its matrix's outputs (here block 0, row 0 of the input
+    matrix, rewritten with the last chunk id the core holds) is skipped with the flag set; the frame that met it
+    reports it, and the next frame is refused (the flag is sticky)."""
+    from golden.sparse import chunk_bits, max_chunks
+    from tb.core_runner import simulate_core
+    model = random_model(small_net(), seed=10, density=0.9)
+    sw = compress(model, HW.pe_count)
+    assert sw.matrices["in0"].count[0] > 0 and max_chunks(HW) - 1 >= sw.matrices["in0"].chunks
+    word = max_chunks(HW) - 1
+    for p, w in enumerate(sw.matrices["in0"].weights[0].tolist()):
+        word |= (w & 0xF) << (chunk_bits(HW) + 4 * p)
+    res = simulate_core("icarus", model, HW, [np.full((2, 10), 15)], tmp_path,
+                        extra_writes=[(REGION_BLOCKS << offset_bits(HW) | 0, word)])
+    assert res.outputs[0]["ran"] == 1 and res.outputs[0]["flags"] == {"BAD_CHUNK"}
+    assert res.outputs[1]["ran"] == 0 and res.outputs[1]["flags"] == {"BAD_CHUNK"}
