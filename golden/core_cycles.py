@@ -106,17 +106,18 @@ def _blocks(model: Model, hw: HardwareParams, all_blocks: bool) -> dict:
     return rb
 
 
-def core_cycle_counts(model: Model, hw: HardwareParams, utterances, trace: BatchTrace | None = None,
-                      dense: bool = False, all_blocks: bool = False) -> np.ndarray:
-    """Compute cycles per frame and stage: int64 array (B, F_max, L + 1) (readout last; padded frames 0)."""
+def _stages(model: Model, hw: HardwareParams, utterances, trace: BatchTrace | None, dense: bool,
+            all_blocks: bool):
+    """(active frames (B, F_max), [(activity ff, activity rec or None, blocks ff, blocks rec or None, outputs)]
+    per stage, readout last)."""
     net = model.network
     if trace is None:
         trace = run_batch(model, utterances)
     feat, fired, prev = _activity(model, utterances, trace)
-    B, F, L = len(trace.lengths), int(trace.lengths.max()), len(net.layers)
+    F, L = int(trace.lengths.max()), len(net.layers)
     active = np.arange(F)[None, :] < trace.lengths[:, None]
     rb = _blocks(model, hw, all_blocks)
-    out = np.zeros((B, F, L + 1), dtype=np.int64)
+    stages = []
     for s in range(L + 1):
         ff = feat if s == 0 else fired[s - 1]
         rec = None if s == L else prev[s]
@@ -124,30 +125,27 @@ def core_cycle_counts(model: Model, hw: HardwareParams, utterances, trace: Batch
             ff = np.ones_like(ff, dtype=bool)
             rec = None if rec is None else np.ones_like(rec, dtype=bool)
         n_out = net.readout.size if s == L else net.layers[s].size
-        out[:, :, s] = stage_cycles(ff, rec, rb["out" if s == L else f"in{s}"], None if s == L else rb[f"rec{s}"],
-                                    n_out, hw)
-    return out * active[:, :, None]
+        stages.append((ff, rec, rb["out" if s == L else f"in{s}"], None if s == L else rb[f"rec{s}"], n_out))
+    return active, stages
+
+
+def core_cycle_counts(model: Model, hw: HardwareParams, utterances, trace: BatchTrace | None = None,
+                      dense: bool = False, all_blocks: bool = False) -> np.ndarray:
+    """Compute cycles per frame and stage: int64 array (B, F_max, L + 1) (readout last; padded frames 0)."""
+    active, stages = _stages(model, hw, utterances, trace, dense, all_blocks)
+    out = np.stack([stage_cycles(ff, rec, b_ff, b_rec, n_out, hw) for ff, rec, b_ff, b_rec, n_out in stages], -1)
+    return out.astype(np.int64) * active[:, :, None]
 
 
 def block_reads(model: Model, hw: HardwareParams, utterances, trace: BatchTrace | None = None,
                 dense: bool = False, all_blocks: bool = False) -> np.ndarray:
     """Weight-memory words (stored blocks) read per frame: the core's ``weight_words`` counter. (B, F_max)."""
-    net = model.network
-    if trace is None:
-        trace = run_batch(model, utterances)
-    feat, fired, prev = _activity(model, utterances, trace)
-    B, F, L = len(trace.lengths), int(trace.lengths.max()), len(net.layers)
-    active = np.arange(F)[None, :] < trace.lengths[:, None]
-    rb = _blocks(model, hw, all_blocks)
-    total = np.zeros((B, F), dtype=np.int64)
-    for s in range(L + 1):
-        ff = feat if s == 0 else fired[s - 1]
-        if dense:
-            ff = np.ones_like(ff, dtype=bool)
-        total += ff.astype(np.int64) @ rb["out" if s == L else f"in{s}"]
-        if s < L:
-            rec = np.ones_like(prev[s], dtype=bool) if dense else prev[s]
-            total += rec.astype(np.int64) @ rb[f"rec{s}"]
+    active, stages = _stages(model, hw, utterances, trace, dense, all_blocks)
+    total = np.zeros(active.shape, dtype=np.int64)
+    for ff, rec, b_ff, b_rec, _ in stages:
+        total += ff.astype(np.int64) @ b_ff
+        if rec is not None:
+            total += rec.astype(np.int64) @ b_rec
     return total * active
 
 

@@ -23,7 +23,7 @@ from golden.params import HardwareParams
 from rtl.build import CORE_TOP, build_core_verilog
 from rtl.core import CORE_COUNTERS, core_layouts
 
-from .runner import SimError, SimResult, _timing_errors, ensure_simulator, kept_frames
+from .runner import SimError, SimResult, _timing_errors, build_sim, ensure_simulator, kept_frames, run_job
 
 __all__ = ["simulate_core", "compare_core", "decode_output", "pack_config"]
 
@@ -79,8 +79,6 @@ def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_d
     ``bubble_p`` input bubbles, ``stall_p`` output stalls, ``preload_p`` the next frame offered early,
     ``busy_write_p`` a configuration write offered while a frame is computed (it must wait), ``aborts`` resets
     as ``(utterance, frame, delay)`` (see :func:`tb.runner.simulate`): the loaded model survives them."""
-    from cocotb_tools.runner import get_runner
-
     ensure_simulator(sim)
     work_dir = Path(work_dir).resolve()
     net = model.network
@@ -88,15 +86,7 @@ def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_d
     writes = load_image(model, hw, all_blocks=all_blocks) + [tuple(w) for w in extra_writes]
     if verilog is None:
         verilog = build_core_verilog(hw, work_dir / "verilog")
-    build_dir = work_dir / f"{sim}_{verilog.stem}"
-    runner = get_runner(sim)
-    build_args = ["-Wno-fatal"] if sim == "verilator" else []
-    build_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        runner.build(sources=[verilog], hdl_toplevel=CORE_TOP, build_dir=build_dir, timescale=("1ns", "1ps"),
-                     build_args=build_args, always=False, log_file=build_dir / "build.log")
-    except Exception as e:
-        raise SimError(f"{sim}: building {verilog.name} failed ({e}); see {build_dir / 'build.log'}") from None
+    built = build_sim(sim, verilog, CORE_TOP, work_dir)
     build_s = time.perf_counter() - t0
     frames = np.concatenate([np.asarray(u, dtype=np.int64) for u in utterances])
     lengths = np.array([len(u) for u in utterances], dtype=np.int64)
@@ -110,35 +100,7 @@ def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_d
             "watchdog_cycles": int(watchdog), "feature_bits": hw.max_feature_bits, "core": True}
     job = {"frames": frames, "lengths": lengths, "meta": json.dumps(meta),
            "config": np.array(pack_config(writes, hw))}
-    run_dir = work_dir / f"run_core_{sim}_{os.getpid()}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    job_path, res_path = run_dir / "job.npz", run_dir / "result.json"
-    np.savez(job_path, **job)
-    res_path.unlink(missing_ok=True)
-    t1 = time.perf_counter()
-    env = {"RSNN_TB_JOB": str(job_path), "RSNN_TB_RESULT": str(res_path)}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    failed = None
-    try:
-        runner.test(hdl_toplevel=CORE_TOP, test_module="tb.cocotb_accel", build_dir=build_dir, test_dir=run_dir,
-                    extra_env=env, results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
-    except (Exception, SystemExit) as e:
-        failed = f"{type(e).__name__} {e}"
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    wall = time.perf_counter() - t1
-    result = json.loads(res_path.read_text()) if res_path.is_file() else None
-    if result is not None and result.get("error"):
-        raise SimError(f"{sim}: the testbench stopped: {result['error']}; see {run_dir / 'sim.log'}")
-    if failed is not None:
-        raise SimError(f"{sim}: the cocotb test failed ({failed}); see {run_dir / 'sim.log'}")
-    if result is None:
-        raise SimError(f"{sim}: the testbench wrote no result (see {run_dir / 'sim.log'})")
+    result, wall = run_job(sim, built, CORE_TOP, job, work_dir / f"run_core_{sim}_{os.getpid()}")
     words = result["words"]
     if len(words) != sum(kept):
         raise SimError(f"{sim}: {len(words)} output words for {sum(kept)} frames")

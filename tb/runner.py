@@ -23,7 +23,8 @@ from golden.params import HardwareParams
 from rtl.build import TOP, build_verilog
 from rtl.layout import MemoryMap, OutputLayout
 
-__all__ = ["SIMULATORS", "SimError", "SimResult", "simulate", "compare", "ensure_simulator", "kept_frames"]
+__all__ = ["SIMULATORS", "SimError", "SimResult", "simulate", "compare", "ensure_simulator", "kept_frames",
+           "build_sim", "run_job"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -85,6 +86,58 @@ def kept_frames(lengths, aborts) -> list:
     return kept
 
 
+def build_sim(sim: str, verilog: Path, top: str, work_dir: Path) -> tuple:
+    """Compile ``verilog`` (top module ``top``) for ``sim`` in its own build folder (cached); return (the cocotb
+    runner that built it, which must also run it; the folder)."""
+    from cocotb_tools.runner import get_runner
+    runner = get_runner(sim)
+    build_dir = Path(work_dir) / f"{sim}_{verilog.stem}"
+    build_args = ["-Wno-fatal"] if sim == "verilator" else []
+    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runner.build(sources=[verilog], hdl_toplevel=top, build_dir=build_dir, timescale=("1ns", "1ps"),
+                     build_args=build_args, always=False, log_file=build_dir / "build.log")
+    except Exception as e:  # the simulator's own error is in the log
+        raise SimError(f"{sim}: building {verilog.name} failed ({e}); see {build_dir / 'build.log'}") from None
+    return runner, build_dir
+
+
+def run_job(sim: str, built: tuple, top: str, job: dict, run_dir: Path) -> tuple:
+    """Run the cocotb testbench (:mod:`tb.cocotb_accel`) on ``job`` (the arrays of its .npz); return (its result,
+    the simulation's wall seconds). Raises :class:`SimError` when the testbench stopped, failed or wrote nothing."""
+    runner, build_dir = built
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    job_path, res_path = run_dir / "job.npz", run_dir / "result.json"
+    np.savez(job_path, **job)
+    res_path.unlink(missing_ok=True)
+    t1 = time.perf_counter()
+    env = {"RSNN_TB_JOB": str(job_path), "RSNN_TB_RESULT": str(res_path)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)        # extra_env loses to the environment: set it there
+    failed = None
+    try:
+        runner.test(hdl_toplevel=top, test_module="tb.cocotb_accel", build_dir=build_dir, test_dir=run_dir,
+                    extra_env=env, results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
+    except (Exception, SystemExit) as e:  # cocotb's runner exits when the test fails (an X, an exception)
+        failed = f"{type(e).__name__} {e}"
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    wall = time.perf_counter() - t1
+    result = json.loads(res_path.read_text()) if res_path.is_file() else None
+    if result is not None and result.get("error"):
+        raise SimError(f"{sim}: the testbench stopped: {result['error']}; see {run_dir / 'sim.log'}")
+    if failed is not None:
+        raise SimError(f"{sim}: the cocotb test failed ({failed}); see {run_dir / 'sim.log'}")
+    if result is None:
+        raise SimError(f"{sim}: the testbench wrote no result (see {run_dir / 'sim.log'})")
+    return result, wall
+
+
 def simulate(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: Path, *, load_port: bool = False,
              dense: bool = False, bubble_p: float = 0.0, stall_p: float = 0.0, long_stall_p: float = 0.0,
              preload_p: float = 0.0, busy_write_p: float = 0.0, ready_always: bool | None = None,
@@ -99,22 +152,12 @@ def simulate(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: P
     cycles after the frame's input was taken; -1: before the frame is sent). ``fault``: an injected RTL fault
     (:data:`rtl.accel.FAULTS`). ``watchdog_cycles``: how long the testbench waits for any handshake (default:
     twice the slowest possible frame, :func:`golden.cycles.max_frame_cycles`, plus 100)."""
-    from cocotb_tools.runner import get_runner
-
     ensure_simulator(sim)
     work_dir = Path(work_dir).resolve()
     net = model.network
     t0 = time.perf_counter()
     verilog = build_verilog(net, hw, None if load_port else model, work_dir / "verilog", fault=fault)
-    build_dir = work_dir / f"{sim}_{verilog.stem}"
-    runner = get_runner(sim)
-    build_args = ["-Wno-fatal"] if sim == "verilator" else []
-    build_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        runner.build(sources=[verilog], hdl_toplevel=TOP, build_dir=build_dir, timescale=("1ns", "1ps"),
-                     build_args=build_args, always=False, log_file=build_dir / "build.log")
-    except Exception as e:  # the simulator's own error is in the log
-        raise SimError(f"{sim}: building {verilog.name} failed ({e}); see {build_dir / 'build.log'}") from None
+    built = build_sim(sim, verilog, TOP, work_dir)
     build_s = time.perf_counter() - t0
 
     frames = np.concatenate([np.asarray(u, dtype=np.int64) for u in utterances])
@@ -133,35 +176,7 @@ def simulate(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: P
     job = {"frames": frames, "lengths": lengths, "meta": json.dumps(meta)}
     if load_port:
         job["weights"] = np.array([hex(w) for w in mmap.words(model)])
-    run_dir = work_dir / f"run_{sim}_{os.getpid()}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    job_path, res_path = run_dir / "job.npz", run_dir / "result.json"
-    np.savez(job_path, **job)
-    res_path.unlink(missing_ok=True)
-    t1 = time.perf_counter()
-    env = {"RSNN_TB_JOB": str(job_path), "RSNN_TB_RESULT": str(res_path)}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)        # extra_env loses to the environment: set it there
-    failed = None
-    try:
-        runner.test(hdl_toplevel=TOP, test_module="tb.cocotb_accel", build_dir=build_dir, test_dir=run_dir,
-                    extra_env=env, results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
-    except (Exception, SystemExit) as e:  # cocotb's runner exits when the test fails (an X, an exception)
-        failed = f"{type(e).__name__} {e}"
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    wall = time.perf_counter() - t1
-    result = json.loads(res_path.read_text()) if res_path.is_file() else None
-    if result is not None and result.get("error"):
-        raise SimError(f"{sim}: the testbench stopped: {result['error']}; see {run_dir / 'sim.log'}")
-    if failed is not None:
-        raise SimError(f"{sim}: the cocotb test failed ({failed}); see {run_dir / 'sim.log'}")
-    if result is None:
-        raise SimError(f"{sim}: the testbench wrote no result (see {run_dir / 'sim.log'})")
+    result, wall = run_job(sim, built, TOP, job, work_dir / f"run_{sim}_{os.getpid()}")
     words = result["words"]
     if len(words) != sum(kept) or len(result["timing"]) != len(words):
         raise SimError(f"{sim}: {len(words)} output words for {sum(kept)} frames")

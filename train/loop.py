@@ -308,11 +308,7 @@ def train(cfg: TrainConfig, train_set: FeatureSet, test_set: FeatureSet, fronten
     twin = RSNN(net, init_stds(net, energy), seed=cfg.seed)
 
     def export(stage_name):
-        m = export_model(twin, frontend, labels, dict(meta, stage=stage_name, config=cfg.to_dict()))
-        met = golden_metrics(m, test_set)
-        stages.append(Stage(stage_name, met["accuracy"], "golden", m, met))
-        log(f"[{stage_name}] golden accuracy {met['accuracy'] * 100:.2f} % on {met['n']} held-out utterances "
-            f"({time.perf_counter() - t0:.0f} s)")
+        _export(stage_name, cfg, twin, stages, test_set, frontend, labels, meta, log, t0)
 
     twin.mode = "float"
     opt, sched = _optimizer(twin, cfg, cfg.epochs_float)
@@ -343,14 +339,19 @@ def train(cfg: TrainConfig, train_set: FeatureSet, test_set: FeatureSet, fronten
     return _pruning_stages(cfg, twin, stages, rng, train_set, test_set, frontend, labels, meta, progress, log, t0)
 
 
+def _export(stage_name, cfg, twin, stages, test_set, frontend, labels, meta, log, t0) -> None:
+    """Export the twin as stage ``stage_name``, measure it with golden on ``test_set`` and append the stage."""
+    m = export_model(twin, frontend, labels, dict(meta, stage=stage_name, config=cfg.to_dict()))
+    met = golden_metrics(m, test_set)
+    stages.append(Stage(stage_name, met["accuracy"], "golden", m, met))
+    log(f"[{stage_name}] golden accuracy {met['accuracy'] * 100:.2f} % on {met['n']} held-out utterances "
+        f"({time.perf_counter() - t0:.0f} s)")
+
+
 def _pruning_stages(cfg, twin, stages, rng, train_set, test_set, frontend, labels, meta, progress, log, t0):
     """Block pruning (when on), then unstructured pruning (inside the kept blocks), each fine-tuned and exported."""
     def export(stage_name):
-        m = export_model(twin, frontend, labels, dict(meta, stage=stage_name, config=cfg.to_dict()))
-        met = golden_metrics(m, test_set)
-        stages.append(Stage(stage_name, met["accuracy"], "golden", m, met))
-        log(f"[{stage_name}] golden accuracy {met['accuracy'] * 100:.2f} % on {met['n']} held-out utterances "
-            f"({time.perf_counter() - t0:.0f} s)")
+        _export(stage_name, cfg, twin, stages, test_set, frontend, labels, meta, log, t0)
 
     blocks = {}  # matrix name -> 0/1 block mask (the kept blocks), frozen after the block stage
     if cfg.block_pruning():

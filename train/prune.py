@@ -71,16 +71,21 @@ def remove_neurons(twin: RSNN, keep: list) -> None:
     twin.net = dataclasses.replace(net, layers=tuple(layers)).validate()
 
 
+def _magnitude_mask(twin: RSNN, name: str, w, sparsity: float) -> None:
+    """Mask the ``sparsity`` fraction of smallest-magnitude latent weights of matrix ``name`` (none: no mask)."""
+    n = int(round(sparsity * w.numel()))
+    if n <= 0:
+        twin.masks.pop(name, None)
+        return
+    cut = w.abs().flatten().kthvalue(n).values
+    twin.masks[name] = (w.abs() > cut).to(w.dtype)
+
+
 def magnitude_masks(twin: RSNN, sparsity: float) -> None:
     """Mask the ``sparsity`` fraction of smallest-magnitude latent weights of every matrix (readout included)."""
     with torch.no_grad():
         for name, w in twin.named_matrices():
-            n = int(round(sparsity * w.numel()))
-            if n <= 0:
-                twin.masks.pop(name, None)
-                continue
-            cut = w.abs().flatten().kthvalue(n).values
-            twin.masks[name] = (w.abs() > cut).to(w.dtype)
+            _magnitude_mask(twin, name, w, sparsity)
 
 
 def sparsity_schedule(epoch: int, epochs: int, target: float) -> float:
@@ -143,12 +148,7 @@ def mixed_masks(twin: RSNN, sparsity: float = 0.0, blocks: dict | None = None) -
         for name, w in twin.named_matrices():
             keep = blocks.get(name)
             if keep is None:
-                n = int(round(sparsity * w.numel()))
-                if n <= 0:
-                    twin.masks.pop(name, None)
-                    continue
-                cut = w.abs().flatten().kthvalue(n).values
-                twin.masks[name] = (w.abs() > cut).to(w.dtype)
+                _magnitude_mask(twin, name, w, sparsity)
                 continue
             kept = w.abs()[keep > 0]
             n = int(round(sparsity * kept.numel()))
