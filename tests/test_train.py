@@ -700,3 +700,50 @@ def test_the_chosen_block_pruning_settings_are_valid_overrides_of_their_recipes(
     for name, over in BLOCK_PRUNING.items():
         assert with_overrides(RECIPES[name], over).config.block_pruning(), name
         assert not RECIPES[name].config.block_pruning()      # the shipped recipe itself stays unpruned by blocks
+
+
+def test_peak_excess_counts_only_the_frames_above_the_cap():
+    from train.loop import peak_excess
+    s = torch.zeros(2, 3, 2, 10)                  # (B, F, T, N)
+    s[0, 0, 0, :6] = 1                            # 6 of 10 fire at step 0: 0.6
+    s[0, 1, 1, :3] = 1                            # 3 of 10 at step 1: 0.3, under the cap
+    s[1, 0, 0, :5] = 1
+    s[1, 0, 1, 3:9] = 1                           # 9 distinct neurons over the two steps: 0.9
+    L = torch.tensor([3.0, 1.0])                  # frame 1 and 2 of utterance 1 are padding (zeros)
+    got = peak_excess([s, s[..., :5]], L, 0.4)    # second layer: the first 5 neurons
+    # layer 0: (0.6 - 0.4) + (0.9 - 0.4); layer 1 (5 neurons): frame (0,0) 5/5, (0,1) 3/5, (1,0) 5/5
+    want = (0.2 + 0.5) + (0.6 + 0.2 + 0.6)
+    assert float(got) == pytest.approx(want / 4)
+    assert float(peak_excess([s], L, 0.95)) == 0.0
+
+
+def test_peak_penalty_is_recorded_only_when_set_and_refused_out_of_range():
+    from golden.params import ParamError
+    from train.loop import _PRUNING_FIELDS
+    assert not {"peak_cap", "peak_penalty"} & set(TrainConfig().to_dict())
+    d = dataclasses.replace(TrainConfig(), peak_cap=0.2, peak_penalty=5.0).to_dict()
+    assert (d["peak_cap"], d["peak_penalty"]) == (0.2, 5.0)
+    assert {"peak_cap", "peak_penalty"} <= set(_PRUNING_FIELDS)     # a prefix cache ignores them
+    for over, msg in (({"peak_cap": 1.0}, "peak_cap must be a fraction"),
+                      ({"peak_penalty": -1}, "peak_penalty must be a number"),
+                      ({"peak_penalty": True}, "peak_penalty must be a number")):
+        with pytest.raises(ParamError, match=msg):
+            dataclasses.replace(TrainConfig(), **over).validate_pruning()
+
+
+def test_peak_penalty_lowers_the_busiest_frames_of_the_exported_model():
+    """Same seed and data, with and without the penalty: the pruned model's busiest frames (golden's spikes, the
+    core's events) hold fewer spikes with it."""
+    from golden.network import run_batch
+    train_set, fe = tone_set(8, 0)
+    test_set, _ = tone_set(3, 1)
+    base = TrainConfig(hidden=(24, 16), thresholds=(30, 9), state_bits=(12, 12), readout_bits=16, epochs_float=2,
+                       epochs_quant=1, keep_neurons=None, sparsity=0.2, epochs_sparse=8, batch_size=16,
+                       rate_penalty=0.0)
+    peaks = []
+    for cfg in (base, dataclasses.replace(base, peak_cap=0.05, peak_penalty=200.0)):
+        m = train(cfg, train_set, test_set, fe, LABELS4, {}, progress=False, log=lambda *a: None)[-1].model
+        tr = run_batch(m, list(test_set.feats))
+        per_frame = sum(s.any(axis=2).sum(-1) for s in tr.spikes)           # (B, F) spikes of all layers
+        peaks.append(np.sort(per_frame.ravel())[-10:].mean())
+    assert peaks[1] < 0.7 * peaks[0], peaks

@@ -68,6 +68,12 @@ class TrainConfig:
     block_sparsity_per_matrix: dict | None = None  # ... except these: {"l0.w_in": 0.3, "out.w": 0.0, ...}
     block_size: int = 16                    # P of the block-sparse weight memory
     epochs_block: int = 10
+    # Peak-activity penalty (issue #14: the worst frame sets the real-time clock): during the pruning stages
+    # only, ``peak_penalty`` x the part of each layer's firing fraction above ``peak_cap`` in each frame (any time
+    # step), summed over frames and layers, per frame. A frame's cycles grow with its events; the mean rate
+    # penalty above pushes on every frame alike, this one only on the busy frames. Off (0) by default.
+    peak_cap: float = 0.0
+    peak_penalty: float = 0.0
 
     def network(self, n_features: int, feature_bits: int, n_classes: int) -> NetworkParams:
         layers = tuple(LayerParams(size=n, state_bits=sb, threshold=th, leak_shift=k, reset=ResetMode(self.reset))
@@ -78,7 +84,8 @@ class TrainConfig:
 
     #: Fields added after models were shipped: recorded only when set, so that a recipe that does not use them
     #: still writes its model file byte for byte as before (the file's header holds this dict).
-    RECORDED_WHEN_SET = ("label_smoothing", "weight_decay", "block_sparsity", "block_sparsity_per_matrix")
+    RECORDED_WHEN_SET = ("label_smoothing", "weight_decay", "block_sparsity", "block_sparsity_per_matrix",
+                         "peak_cap", "peak_penalty")
     #: ... and these only when block pruning is on.
     RECORDED_WITH_BLOCKS = ("block_size", "epochs_block")
 
@@ -119,6 +126,10 @@ class TrainConfig:
             raise ParamError(f"block_size must be an integer within 1 .. 256, not {self.block_size!r}")
         if isinstance(self.epochs_block, bool) or not isinstance(self.epochs_block, int) or self.epochs_block < 0:
             raise ParamError(f"epochs_block must be an integer >= 0, not {self.epochs_block!r}")
+        frac("peak_cap", self.peak_cap)
+        if isinstance(self.peak_penalty, bool) or not isinstance(self.peak_penalty, (int, float)) \
+                or not 0 <= self.peak_penalty <= 1000:
+            raise ParamError(f"peak_penalty must be a number within 0 .. 1000, not {self.peak_penalty!r}")
         if self.block_pruning() and self.epochs_block < 1:
             raise ParamError("epochs_block must be >= 1 when block pruning is on (block_sparsity or "
                              "block_sparsity_per_matrix above 0): the block masks are set at each epoch")
@@ -192,7 +203,17 @@ def block_reads(model: Model, trace, feats: list, P: int | None = None) -> int:
     return total
 
 
-def _epochs(twin, opt, sched, data, cfg, epochs, rng, desc, on_epoch=None, progress=True):
+def peak_excess(spikes: list, lengths: torch.Tensor, cap: float) -> torch.Tensor:
+    """Sum over layers and frames of max(0, fraction of the layer's neurons that fire in the frame (any time step)
+    - ``cap``), divided by the valid frames. ``spikes``: per layer (B, F, T, N), zero on padded frames."""
+    total = lengths.new_zeros((), dtype=torch.float32)
+    for s in spikes:
+        total = total + torch.relu(s.amax(dim=2).mean(dim=-1) - cap).sum()
+    return total / lengths.sum()
+
+
+def _epochs(twin, opt, sched, data, cfg, epochs, rng, desc, on_epoch=None, progress=True, peak=False):
+    """``peak``: add the peak-activity penalty (the pruning stages; off when ``cfg.peak_penalty`` is 0)."""
     lengths = [len(f) for f in data.feats]
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=True, dynamic_ncols=True)
     for e in bar:
@@ -208,6 +229,8 @@ def _epochs(twin, opt, sched, data, cfg, epochs, rng, desc, on_epoch=None, progr
             logits = out.final / L[:, None] * cfg.logit_scale
             rate = sum(s.sum() / (L.sum() * s.shape[-1] * s.shape[-2]) for s in out.spikes)
             loss = Fn.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing) + cfg.rate_penalty * rate
+            if peak and cfg.peak_penalty:
+                loss = loss + cfg.peak_penalty * peak_excess(out.spikes, L, cfg.peak_cap)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0)
@@ -255,7 +278,7 @@ def _rates(twin: RSNN, data: FeatureSet, n: int = 400) -> list:
 
 #: The fields that only act after the structured stage (a prefix cache ignores them).
 _PRUNING_FIELDS = ("sparsity", "epochs_sparse", "block_sparsity", "block_sparsity_per_matrix", "block_size",
-                   "epochs_block")
+                   "epochs_block", "peak_cap", "peak_penalty")
 
 
 def _prefix_key(cfg: TrainConfig, train_set: FeatureSet, test_set: FeatureSet, frontend: FrontEndParams,
@@ -369,7 +392,7 @@ def _pruning_stages(cfg, twin, stages, rng, train_set, test_set, frontend, label
 
         opt, sched = _optimizer(twin, cfg, cfg.epochs_block, 0.3)
         _epochs(twin, opt, sched, train_set, cfg, cfg.epochs_block, rng, "block", progress=progress,
-                on_epoch=set_blocks)
+                on_epoch=set_blocks, peak=True)
         export("4bit_block")
 
     if cfg.sparsity > 0:
@@ -381,7 +404,7 @@ def _pruning_stages(cfg, twin, stages, rng, train_set, test_set, frontend, label
                 magnitude_masks(twin, s)
         opt, sched = _optimizer(twin, cfg, cfg.epochs_sparse, 0.3)
         _epochs(twin, opt, sched, train_set, cfg, cfg.epochs_sparse, rng, "unstructured", progress=progress,
-                on_epoch=set_masks)
+                on_epoch=set_masks, peak=True)
         export("4bit_pruned")
     stages[-1].extra["twin"] = twin
     return stages
