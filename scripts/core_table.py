@@ -2,10 +2,14 @@
 core's cycles per frame (mean / max, from its cycle model, which the RTL is checked against cycle for cycle), the
 real-time clock, the lower bound, and the bits the model needs in the block-sparse format.
 
-    python scripts/core_table.py MODEL.npz [MODEL.npz ...] [--pe 1,2,4,8,16,32] [--data DIR] [--json PATH]
+    python scripts/core_table.py MODEL.npz [MODEL.npz ...] [--pe 1,2,4,8,16,32] [--data DIR] [--split val]
+                                 [--json PATH]
 
 Each model runs on its own data set (``meta.dataset`` of the model file, else the file name: ``fsdd`` or
-``arabic_digits``), test split, every utterance. Prints a markdown table; ``--json`` also writes the rows.
+``arabic_digits``), every utterance of the test split, or with ``--split val`` of the split that training's
+``--validate`` measures on (Arabic digits: the val speakers; FSDD: the train utterances with index 5-9 of every
+speaker and digit, :data:`train.recipes.RECIPES` ``val_holdout``), to choose settings without the test split.
+Prints a markdown table; ``--json`` also writes the rows.
 """
 from __future__ import annotations
 
@@ -33,10 +37,22 @@ def dataset_of(path: Path, model) -> str:
     return "arabic_digits" if "arabic" in path.name else "fsdd"
 
 
-def rows_for(path: Path, pes, data: Path | None = None) -> list:
+def split_items(ds: str, data: Path, split: str) -> list:
+    """The utterances of ``split`` ("test" or "val", as training's --validate defines val) of data set ``ds``."""
+    if split == "test":
+        return read_manifest(data, "test")
+    from train.recipes import RECIPES, _manifest_index
+    holdout = RECIPES[ds].val_holdout
+    if not holdout:
+        return read_manifest(data, "val")
+    index = _manifest_index(data)
+    return [it for it in read_manifest(data, "train") if index[str(it.path)] in holdout]
+
+
+def rows_for(path: Path, pes, data: Path | None = None, split: str = "test") -> list:
     model = load_model(path)
     ds = dataset_of(path, model)
-    items = read_manifest(data or default_data_dir(ds), "test")
+    items = split_items(ds, data or default_data_dir(ds), split)
     feats = [features_from_file(it.path, model.frontend) for it in items]
     truth = np.array([model.labels.index(it.label) for it in items])
     trace = run_batch(model, feats)
@@ -50,7 +66,7 @@ def rows_for(path: Path, pes, data: Path | None = None) -> list:
         bits = format_bits(model, hw)["block_sparse"]
         sw = compress(model, P)
         dense_blocks = sum(m.rows * m.chunks for m in sw.matrices.values())
-        out.append({"model": str(path), "dataset": ds, "P": P, "accuracy": acc,
+        out.append({"model": str(path), "dataset": ds, "split": split, "P": P, "accuracy": acc,
                     "cycles_mean": float(c.mean()) + FRAME_OVERHEAD, "cycles_max": int(c.max()) + FRAME_OVERHEAD,
                     "realtime_clock_hz": realtime_clock_hz(int(c.max())), "lower_bound_mean": float(lb.mean()),
                     "compute_over_bound": float(c.mean() / lb.mean()), "blocks": bits["blocks"],
@@ -63,17 +79,19 @@ def main(argv=None) -> int:
     p.add_argument("models", nargs="+", type=Path)
     p.add_argument("--pe", default="1,2,4,8,16,32")
     p.add_argument("--data", type=Path, default=None, help="data folder (default: the model's data set)")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="test (default) or val: the split training's --validate measures on")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     pes = [int(x) for x in args.pe.split(",") if x.strip()]
     rows = []
     for path in args.models:
-        rows += rows_for(path, pes, args.data)
-    print("| model | P | test accuracy | cycles mean | cycles max | real-time clock | compute / bound | "
+        rows += rows_for(path, pes, args.data, args.split)
+    print(f"| model | P | {args.split} accuracy | cycles mean | cycles max | real-time clock | compute / bound | "
           "empty blocks | memory bits |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {Path(r['model']).name} | {r['P']} | {r['accuracy']:.2%} | {r['cycles_mean']:.1f} | "
+        print(f"| {r['model']} | {r['P']} | {r['accuracy']:.2%} | {r['cycles_mean']:.1f} | "
               f"{r['cycles_max']} | {r['realtime_clock_hz'] / 1e3:.1f} kHz | {r['compute_over_bound']:.2f} | "
               f"{r['empty_blocks']:.1%} | {r['memory_bits']:,} |")
     if args.json:
