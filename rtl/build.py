@@ -47,15 +47,16 @@ def _cached(path: Path, make) -> Path:
     return path
 
 
-def build_core_verilog(hw: HardwareParams, out_dir: Path, debug: bool = True) -> Path:
+def build_core_verilog(hw: HardwareParams, out_dir: Path, debug: bool = True, fault: str | None = None) -> Path:
     """Write ``<out_dir>/rsnn_core_<hash>.v``, the configurable core for ``hw`` (cached by the RTL sources, the
-    hardware and ``debug``), and return it. Every model that fits ``hw`` runs on this one file."""
+    hardware, ``debug`` and the injected fault, see :data:`rtl.core.CORE_FAULTS`), and return it. Every model that
+    fits ``hw`` runs on this one file."""
     from .core import Core
     rtl_src = "".join(p.read_text() for p in sorted(Path(__file__).parent.glob("*.py")))
     gold = "".join((Path(__file__).parent.parent / "golden" / f).read_text() for f in ("image.py", "sparse.py"))
-    key = repr((rtl_src, gold, hw.to_dict(), debug))
+    key = repr((rtl_src, gold, hw.to_dict(), debug) + ((fault,) if fault else ()))
     path = Path(out_dir) / f"{CORE_TOP}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.v"
-    return _cached(path, lambda: _to_verilog(Core(hw, debug=debug), CORE_TOP))
+    return _cached(path, lambda: _to_verilog(Core(hw, debug=debug, fault=fault), CORE_TOP))
 
 
 def build_verilog(net: NetworkParams, hw: HardwareParams, model: Model | None, out_dir: Path,

@@ -40,12 +40,34 @@ from golden.image import (FLAGS, GLOBAL_REGS, LAYER_REGS, REGION_BLOCKS, REGION_
 from golden.params import HardwareParams
 from golden.sparse import block_addr_bits, chunk_bits, count_bits, max_chunks
 
-__all__ = ["Core", "core_layouts", "CORE_COUNTERS", "event_queue_depth"]
+__all__ = ["Core", "core_layouts", "CORE_COUNTERS", "CORE_FAULTS", "event_queue_depth"]
 
 #: counters of the debug word, in order (golden's counters summed over the stages of the frame, then the core's)
 CORE_COUNTERS = ("in_events", "rec_events", "weight_reads", "nz_weight_reads", "accumulations", "state_reads",
                  "state_writes", "weight_words", "cycles")
 COUNTER_BITS = 32
+
+#: Deliberate faults of the core, chosen at elaboration (``Core(hw, fault=NAME)``), that the regression must catch
+#: (``make regress REGRESS_ARGS="--core --faults"``): each a plausible bug of one unit. Never used by default.
+CORE_FAULTS = {
+    "acc_not_transparent": "the accumulator memory's read port does not forward a write in flight: a block that "
+                           "follows one to the same chunk reads the old accumulators",
+    "valid_not_cleared": "the sweep does not clear the chunk's valid bit: a stage starts from the accumulators of "
+                         "the one before",
+    "last_block_dropped": "the fetch reads one block fewer than the row's count when the row has two or more",
+    "sweep_before_drain": "the sweep starts without waiting for the fetch to drain",
+    "bypass_ignores_queue": "an event bypasses the queue even when events wait in it (the new event is lost)",
+    "rec_uses_in_shift": "recurrent events are scaled by the layer's input shift instead of its recurrent shift",
+    "fire_above": "a neuron fires when v > threshold instead of v >= threshold",
+    "leak_off_by_one": "the leak shifts by leak_shift + 1",
+    "no_saturation": "the membrane potential wraps around instead of saturating",
+    "argmax_last_on_tie": "the readout's argmax takes the highest index of a tie instead of the lowest",
+    "cfg_ready_while_busy": "a configuration write is taken while a frame is computed",
+    "bad_index_not_flagged": "an index entry pointing past the weight memory is written without BAD_POINTER",
+    "counter_skips_last": "the cycles counter does not count the stage's last update cycle (timing is right)",
+    "slow_output": "one idle cycle after each output word, outside the cycles counter",
+    "hang": "the core never leaves the readout's last update (the testbench's watchdog must fire)",
+}
 
 
 def _bits(n_values: int) -> int:
@@ -180,8 +202,8 @@ class BlockFetch(wiring.Component):
     ``o`` carries each block with its event's payload, mask and segment, one cycle after the read (it must
     always be taken). ``idle``: nothing loaded and nothing in flight."""
 
-    def __init__(self, qlayout, blayout, fb: int, T: int, ab: int, cb: int):
-        self.qlayout, self.blayout = qlayout, blayout
+    def __init__(self, qlayout, blayout, fb: int, T: int, ab: int, cb: int, fault: str | None = None):
+        self.qlayout, self.blayout, self.fault = qlayout, blayout, fault
         out = data.StructLayout({"block": blayout, "payload": fb, "mask": T, "rec": 1})
         super().__init__({"q": In(stream.Signature(qlayout)), "o": Out(stream.Signature(out)),
                           "rd_addr": Out(ab), "rd_data": In(blayout), "idle": Out(1)})
@@ -200,6 +222,8 @@ class BlockFetch(wiring.Component):
         m.d.comb += issue.eq((cur_rem != 0) | self.q.valid)
         sel_addr = Mux(use_head, q.base, cur_addr)
         sel_rem = Mux(use_head, q.count, cur_rem)
+        if self.fault == "last_block_dropped":
+            sel_rem = Mux(use_head & (q.count > 1), q.count - 1, sel_rem)
         m.d.comb += self.rd_addr.eq(sel_addr)
         s1 = Signal()
         s1_ev = Signal.like(cur)
@@ -227,8 +251,8 @@ class AccUnit(wiring.Component):
     clear, or since reset, reads as zero). ``busy``: a block is in flight. The counters'
     increments of the accumulating cycle are on ``n_nz`` (non-zero weights) and ``n_acc`` (their additions)."""
 
-    def __init__(self, in_layout, P: int, T: int, ab: int, kmax: int, max_shift: int):
-        self.P, self.T, self.ab, self.kmax = P, T, ab, kmax
+    def __init__(self, in_layout, P: int, T: int, ab: int, kmax: int, max_shift: int, fault: str | None = None):
+        self.P, self.T, self.ab, self.kmax, self.fault = P, T, ab, kmax, fault
         self.word = data.ArrayLayout(data.ArrayLayout(signed(ab), P), T)
         super().__init__({
             "i": In(stream.Signature(in_layout)), "chunks": In(range(kmax + 1)),
@@ -244,7 +268,7 @@ class AccUnit(wiring.Component):
         P, T, ab = self.P, self.T, self.ab
         m.submodules.mem = mem = memory.Memory(shape=self.word, depth=self.kmax, init=[])
         wr = mem.write_port()
-        rd = mem.read_port(domain="sync", transparent_for=(wr,))
+        rd = mem.read_port(domain="sync", transparent_for=() if self.fault == "acc_not_transparent" else (wr,))
         blk = self.i.payload
         m.d.comb += self.i.ready.eq(1)
         ok = Signal()
@@ -281,7 +305,7 @@ class AccUnit(wiring.Component):
         with m.If(s2):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(s2_blk.block.chunk), wr.data.eq(new)]
             m.d.sync += valid.bit_select(s2_blk.block.chunk, 1).eq(1)
-        with m.Elif(self.clr_en):
+        with m.Elif(self.clr_en if self.fault != "valid_not_cleared" else Const(0, 1)):
             m.d.sync += valid.bit_select(self.clr_addr, 1).eq(0)
         return m
 
@@ -293,9 +317,11 @@ class Core(wiring.Component):
     potentials, the spikes and the counters), ``dense`` (1: every source is an event, for the benchmark),
     ``busy`` and ``status`` (the flags)."""
 
-    def __init__(self, hw: HardwareParams, debug: bool = True):
+    def __init__(self, hw: HardwareParams, debug: bool = True, fault: str | None = None):
         hw.validate()
-        self.hw, self.debug = hw, debug
+        if fault is not None and fault not in CORE_FAULTS:
+            raise ValueError(f"unknown fault {fault!r}: choose one of {sorted(CORE_FAULTS)}")
+        self.hw, self.debug, self.fault = hw, debug, fault
         self.lay = core_layouts(hw, debug)
         super().__init__({
             "cfg": In(stream.Signature(self.lay["cfg"])),
@@ -305,7 +331,7 @@ class Core(wiring.Component):
         })
 
     def elaborate(self, platform):
-        hw, lay = self.hw, self.lay
+        hw, lay, fault = self.hw, self.lay, self.fault
         m = Module()
         P, T, S, wb = hw.pe_count, hw.time_steps, hw.scan_width, hw.weight_bits
         fb, sbm, Lmax = hw.max_feature_bits, hw.max_state_bits, hw.max_layers
@@ -357,10 +383,12 @@ class Core(wiring.Component):
                 with m.Case(REGION_INDEX):
                     base = cfg.data[:ab_bits]
                     count = cfg.data[ab_bits:ab_bits + cb_bits]
+                    past_end = base + count > hw.weight_blocks
+                    if fault == "bad_index_not_flagged":
+                        past_end = Const(0, 1)
                     with m.If(off >= hw.index_rows):
                         m.d.sync += sticky[0].eq(1)
-                    with m.Elif((cfg.data[ab_bits + cb_bits:] != 0) | (count > Kmax)
-                                | (base + count > hw.weight_blocks)):
+                    with m.Elif((cfg.data[ab_bits + cb_bits:] != 0) | (count > Kmax) | past_end):
                         m.d.sync += sticky[2].eq(1)
                     with m.Else():
                         m.d.comb += iw.en.eq(1)
@@ -472,26 +500,29 @@ class Core(wiring.Component):
         looked = Signal(lay["queued"])          # the event with its row entry, in the cycle after its scan
         m.d.comb += [looked.payload.eq(pend_ev.payload), looked.mask.eq(pend_ev.mask), looked.rec.eq(pend_ev.rec),
                      looked.base.eq(ir.data.base), looked.count.eq(ir.data.count)]
-        m.submodules.fetch = fetch = BlockFetch(lay["queued"], lay["block"], fb, T, ab_bits, cb_bits)
+        m.submodules.fetch = fetch = BlockFetch(lay["queued"], lay["block"], fb, T, ab_bits, cb_bits, fault)
         # Bypass: an event whose row has blocks goes straight to the fetch when the queue is empty and the fetch
         # takes a new event this cycle; otherwise it waits in the queue (then the fetch is busy until then anyway).
         has_blocks = pend & (ir.data.count != 0)
         bypass = Signal()
-        m.d.comb += bypass.eq(queue.empty & fetch.q.ready & has_blocks)
+        q_free = Const(1, 1) if fault == "bypass_ignores_queue" else queue.empty
+        m.d.comb += bypass.eq(q_free & fetch.q.ready & has_blocks)
         m.d.comb += [queue.w.valid.eq(has_blocks & ~bypass), queue.w.payload.eq(looked),
                      fetch.q.valid.eq(queue.r.valid | bypass),
                      fetch.q.payload.eq(Mux(queue.empty, looked, queue.r.payload)),
                      queue.r.ready.eq(fetch.q.ready)]
         m.d.comb += [wr.addr.eq(fetch.rd_addr), fetch.rd_data.eq(wr.data)]
-        m.submodules.acc = acc = AccUnit(fetch.o.payload.shape(), P, T, ab, Kmax, hw.max_shift)
+        m.submodules.acc = acc = AccUnit(fetch.o.payload.shape(), P, T, ab, Kmax, hw.max_shift, fault)
         wiring.connect(m, fetch.o, acc.i)
         in_shifts = Array([lr[l]["IN_SHIFT"] for l in range(Lmax)] + [g["READOUT_SHIFT"]])
         rec_shifts = Array([lr[l]["REC_SHIFT"] for l in range(Lmax)] + [Const(0, widths["REC_SHIFT"])])
-        m.d.comb += [acc.chunks.eq(chunks), acc.shift_in.eq(in_shifts[sel]), acc.shift_rec.eq(rec_shifts[sel])]
+        m.d.comb += [acc.chunks.eq(chunks), acc.shift_in.eq(in_shifts[sel]),
+                     acc.shift_rec.eq((in_shifts if fault == "rec_uses_in_shift" else rec_shifts)[sel])]
         # The sweep may start while the last block's accumulation is written: the accumulator read port is
         # transparent, and no later write goes to any chunk.
         sweep_ok = Signal()
-        m.d.comb += sweep_ok.eq(gen.finished & ~pend & queue.empty & fetch.idle)
+        drained = Const(1, 1) if fault == "sweep_before_drain" else fetch.idle
+        m.d.comb += sweep_ok.eq(gen.finished & ~pend & queue.empty & drained)
 
         # ------------------------------------------------------------------ the neuron sweep
         k = Signal(range(Kmax + 1))
@@ -532,13 +563,18 @@ class Core(wiring.Component):
             ro_new = Mux(tot > smax, smax, Mux(tot < smin, smin, tot))
             cur = v
             for t in range(T):
-                leaked = Mux(leak == 0, cur, cur - (cur >> leak))
+                leaked = Mux(leak == 0, cur, cur - (cur >> (leak + 1 if fault == "leak_off_by_one" else leak)))
                 tot_t = Signal(signed(wide + 1), name=f"tot{p}_{t}")
                 m.d.comb += tot_t.eq(leaked + acc_in[t][p])
                 sat = Signal(signed(sbm), name=f"sat{p}_{t}")
-                m.d.comb += sat.eq(Mux(tot_t > smax, smax, Mux(tot_t < smin, smin, tot_t)))
+                if fault == "no_saturation":     # wraps to the layer's state bits
+                    wrapped = Signal(signed(sbm + 2), name=f"wrap{p}_{t}")
+                    m.d.comb += wrapped.eq(((tot_t - smin) & (2 * smax + 1)) + smin)
+                    m.d.comb += sat.eq(wrapped)
+                else:
+                    m.d.comb += sat.eq(Mux(tot_t > smax, smax, Mux(tot_t < smin, smin, tot_t)))
                 f = fired[t][p]
-                m.d.comb += f.eq((sat >= th) & lanes[p] & (t < Tr))
+                m.d.comb += f.eq(((sat > th) if fault == "fire_above" else (sat >= th)) & lanes[p] & (t < Tr))
                 nxt = Mux(f, Mux(rzero, 0, sat - th), sat)
                 cur_t = Signal(signed(sbm + 1), name=f"v{p}_{t}")
                 m.d.comb += cur_t.eq(Mux(t < Tr, nxt, cur))
@@ -548,7 +584,8 @@ class Core(wiring.Component):
         cand_v, cand_i, cand_ok = new_state[0], Const(0, range(P)), lanes[0]
         for p in range(1, P):   # a signal per step: the expressions would otherwise double at each step
             better = Signal(name=f"better{p}")
-            m.d.comb += better.eq(lanes[p] & (~cand_ok | (new_state[p] > cand_v)))
+            above_v = new_state[p] >= cand_v if fault == "argmax_last_on_tie" else new_state[p] > cand_v
+            m.d.comb += better.eq(lanes[p] & (~cand_ok | above_v))
             nv, ni = Signal(signed(sbm), name=f"cand_v{p}"), Signal(range(P), name=f"cand_i{p}")
             m.d.comb += [nv.eq(Mux(better, new_state[p], cand_v)), ni.eq(Mux(better, p, cand_i))]
             cand_v, cand_i = nv, ni
@@ -563,7 +600,8 @@ class Core(wiring.Component):
             m.d.sync += [counters["state_reads"].eq(counters["state_reads"] + n_lanes),
                          counters["state_writes"].eq(counters["state_writes"] + n_lanes)]
             with m.If(is_ro):
-                with m.If((u_k == 0) | (chunk_best > best_val)):
+                with m.If((u_k == 0) | ((chunk_best >= best_val) if fault == "argmax_last_on_tie"
+                                        else (chunk_best > best_val))):
                     m.d.sync += [best_val.eq(chunk_best), best_idx.eq(chunk_idx)]
                 if self.debug:
                     for c in range(Cmax):
@@ -597,6 +635,8 @@ class Core(wiring.Component):
         with m.If(in_compute):
             add("cycles", 1)
         m.d.comb += self.busy.eq(1)
+        if fault == "cfg_ready_while_busy":
+            m.d.comb += self.cfg.ready.eq(1)
         m.d.sync += u_valid.eq(0)
         with m.FSM(init="IDLE"):
             with m.State("IDLE"):
@@ -628,17 +668,26 @@ class Core(wiring.Component):
                 with m.If(k == chunks - 1):
                     m.next = "LAST"
             with m.State("LAST"):
-                m.d.comb += in_compute.eq(1)
+                if fault != "counter_skips_last":
+                    m.d.comb += in_compute.eq(1)
                 m.d.sync += [fresh.bit_select(stage, 1).eq(0), stage.eq(stage + 1), k.eq(0)]
                 with m.If(is_ro):
-                    m.d.sync += decision.eq(Mux((u_k == 0) | (chunk_best > best_val), chunk_idx, best_idx))
+                    later = (chunk_best >= best_val) if fault == "argmax_last_on_tie" else (chunk_best > best_val)
+                    m.d.sync += decision.eq(Mux((u_k == 0) | later, chunk_idx, best_idx))
                     m.next = "OUT"
                 with m.Else():
                     m.d.comb += [gen.start.eq(1), queue.clear.eq(1)]
                     m.next = "RUN"
+                if fault == "hang":     # the readout's last update never ends
+                    with m.If(is_ro):
+                        m.d.sync += [fresh.bit_select(stage, 1).eq(fresh.bit_select(stage, 1)), stage.eq(stage)]
+                        m.next = "LAST"
             with m.State("OUT"):
                 m.d.comb += self.out.valid.eq(1)
                 with m.If(self.out.ready):
+                    m.next = "GAP" if fault == "slow_output" else "IDLE"
+            if fault == "slow_output":
+                with m.State("GAP"):
                     m.next = "IDLE"
 
         res = self.out.payload.result

@@ -131,7 +131,15 @@ class Bench:
     async def held_write(self, word: str):
         """The configurable core: a configuration write (a word of the image again, so nothing changes) offered
         while a frame is computed. It must not be taken while ``busy`` is high (back-pressure, never dropped) and
-        must be taken once the core is idle."""
+        must be taken once the core is idle. Runs as a task of its own: a broken rule is returned, not raised
+        (the caller raises it, so that it reaches the result file like any other)."""
+        try:
+            await self._held_write(word)
+        except ProtocolError as e:
+            return e
+        return None
+
+    async def _held_write(self, word: str):
         dut, waited = self.dut, 0
         dut.cfg__payload.value = int(word, 16)
         dut.cfg__valid.value = 1
@@ -279,7 +287,9 @@ async def run_job(dut):
                 bench.timing.append([u, f, t_in, t_valid, t_out, hold, int(ready_back), int(presented), t_taken,
                                      int(held is not None)])
                 if held is not None:
-                    await held
+                    err = await held
+                    if err is not None:
+                        raise err
     except ProtocolError as e:
         error = str(e)
     with open(os.environ["RSNN_TB_RESULT"], "w") as fh:

@@ -73,19 +73,20 @@ def decode_output(word: int, hw: HardwareParams, net) -> dict:
 def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: Path, *, dense: bool = False,
                   all_blocks: bool = False, bubble_p: float = 0.0, stall_p: float = 0.0, long_stall_p: float = 0.0,
                   preload_p: float = 0.0, busy_write_p: float = 0.0, ready_always: bool | None = None, aborts=(),
-                  seed: int = 0, verilog: Path | None = None, extra_writes=()) -> SimResult:
+                  seed: int = 0, verilog: Path | None = None, extra_writes=(), fault: str | None = None) -> SimResult:
     """Configure the core with ``model`` through its ``cfg`` stream and run ``utterances`` through it on ``sim``.
     ``extra_writes`` (``(addr, data)``) follow the model's image (to probe the status flags). Stimulus:
     ``bubble_p`` input bubbles, ``stall_p`` output stalls, ``preload_p`` the next frame offered early,
     ``busy_write_p`` a configuration write offered while a frame is computed (it must wait), ``aborts`` resets
-    as ``(utterance, frame, delay)`` (see :func:`tb.runner.simulate`): the loaded model survives them."""
+    as ``(utterance, frame, delay)`` (see :func:`tb.runner.simulate`): the loaded model survives them. ``fault``:
+    a deliberate RTL bug of :data:`rtl.core.CORE_FAULTS` (the regression's fault campaign)."""
     ensure_simulator(sim)
     work_dir = Path(work_dir).resolve()
     net = model.network
     t0 = time.perf_counter()
     writes = load_image(model, hw, all_blocks=all_blocks) + [tuple(w) for w in extra_writes]
     if verilog is None:
-        verilog = build_core_verilog(hw, work_dir / "verilog")
+        verilog = build_core_verilog(hw, work_dir / "verilog", fault=fault)
     built = build_sim(sim, verilog, CORE_TOP, work_dir)
     build_s = time.perf_counter() - t0
     frames = np.concatenate([np.asarray(u, dtype=np.int64) for u in utterances])

@@ -15,7 +15,8 @@ model, and the handshake timing that the testbench measured with the cycle model
 
 A failure prints the one command that reproduces it. Coverage (:mod:`tb.coverage`) counts the corners that were
 hit; at full size a corner never hit fails the run. ``--faults`` elaborates each deliberate fault of
-:data:`rtl.accel.FAULTS` and runs the same configurations (first simulator) until the fault is caught.
+:data:`rtl.accel.FAULTS` (with ``--core``: :data:`rtl.core.CORE_FAULTS`) and runs the same configurations (first
+simulator) until the fault is caught.
 
 The report is ``build/report/regress.json``.
 """
@@ -305,7 +306,7 @@ def run_task(task: dict) -> dict:
         if core:
             from tb.core_runner import compare_core, simulate_core
             stim = {k: v for k, v in cfg.stim.items() if k not in ("core", "load_port")}
-            res = simulate_core(sim, cfg.model, cfg.hw, cfg.utterances, work, **stim)
+            res = simulate_core(sim, cfg.model, cfg.hw, cfg.utterances, work, fault=fault, **stim)
             c = compare_core(cfg.model, cfg.hw, cfg.utterances, res, dense=stim["dense"],
                              all_blocks=stim["all_blocks"])
             c.setdefault("periods_checked", sum(1 for n, row in enumerate(res.timing)
@@ -398,8 +399,14 @@ def regress(seed: int, configs: int, frames: int, sims: list, every: int, jobs: 
             "failures": failures, "wall_s": round(wall, 1), "jobs": jobs, "every": every}
 
 
+def caught_by_testbench(error: str) -> bool:
+    """Whether a run's error is one of the testbench's own checks (its watchdog, its protocol checks, a missing or
+    extra output word), which catch a fault as surely as a mismatch; a build failure or a missing tool does not."""
+    return "the testbench stopped" in error or "output words for" in error
+
+
 def fault_campaign(seed: int, configs: int, frames: int, sims: list, every: int, jobs: int, faults: list,
-                   log=print) -> dict:
+                   log=print, core: bool = False) -> dict:
     """Each fault against the regression's configurations in order (on the first simulator), until one run
     catches it. The configurations and their inputs are those of the regression with the same arguments."""
     budgets = frame_budgets(seed, configs, frames, assign(configs, sims, every))
@@ -413,7 +420,7 @@ def fault_campaign(seed: int, configs: int, frames: int, sims: list, every: int,
         tasks = []
         for f, k in list(pending.items()):
             tasks += [{"seed": seed, "index": i, "frames": budgets[i], "sim": sim, "configs": configs,
-                       "every": every, "total_frames": frames, "fault": f, "sims": ",".join(sims)}
+                       "every": every, "total_frames": frames, "fault": f, "sims": ",".join(sims), "core": core}
                       for i in range(k, min(k + batch, configs))]
         results = []
         _pool_map(tasks, jobs, results.append)
@@ -421,12 +428,12 @@ def fault_campaign(seed: int, configs: int, frames: int, sims: list, every: int,
             mine = sorted((r for r in results if r["fault"] == f), key=lambda r: r["index"])
             for r in mine:
                 out[f]["configs_run"] += 1
-                if r.get("error") and not (f == "hang" and "watchdog" in r["error"]):
+                if r.get("error") and not caught_by_testbench(r["error"]):
                     out[f]["errors"] = out[f].get("errors", 0) + 1      # a build failure is not a catch
                     log(f"fault {f}: config {r['index']} did not run: {r['error']}")
                     continue
                 if _failed(r):
-                    how = ("watchdog" if r.get("error") else
+                    how = (("watchdog" if "watchdog" in r["error"] else "testbench check") if r.get("error") else
                            ", ".join(k for k in ("mismatches", "cycle_mismatches", "latency_mismatches") if r[k])
                            or "decisions")
                     out[f].update({"caught": True, "config": r["index"], "how": how,
@@ -444,6 +451,7 @@ def fault_campaign(seed: int, configs: int, frames: int, sims: list, every: int,
 
 def main(argv=None) -> int:
     from rtl.accel import FAULTS
+    from rtl.core import CORE_FAULTS
     from tb.runner import SIMULATORS
 
     ap = argparse.ArgumentParser(prog="python -m tb.regress", description=__doc__.split("\n\n")[0])
@@ -456,13 +464,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="regression seed (default 0)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     ap.add_argument("--only", type=int, default=None, metavar="K", help="run configuration K only (reproduce)")
-    ap.add_argument("--fault", choices=sorted(FAULTS), help="inject this RTL fault (it must be caught)")
+    ap.add_argument("--fault", choices=sorted(set(FAULTS) | set(CORE_FAULTS)),
+                    help="inject this RTL fault (it must be caught): one of rtl.accel.FAULTS, or with --core of "
+                         "rtl.core.CORE_FAULTS")
     ap.add_argument("--faults", action="store_true",
-                    help="fault campaign: every fault of rtl.accel.FAULTS until caught (first simulator)")
+                    help="fault campaign: every fault of rtl.accel.FAULTS (--core: rtl.core.CORE_FAULTS) until "
+                         "caught (first simulator)")
     ap.add_argument("--keep", action="store_true", help="keep the build folders of passing runs")
     ap.add_argument("--core", action="store_true",
                     help="run the configurable core (rtl/core.py): each configuration's model loaded at run time, "
-                         "with empty weight blocks and rows (no injected faults yet)")
+                         "with empty weight blocks and rows")
     ap.add_argument("--no-coverage-check", action="store_true",
                     help="do not fail when a listed corner was never hit (small runs)")
     ap.add_argument("--json", default=str(REPORT), help=f"report path (default {REPORT.relative_to(PROJECT_ROOT)})")
@@ -476,17 +487,20 @@ def main(argv=None) -> int:
         ap.error(f"--simulators must name some of {', '.join(SIMULATORS)}, not {a.simulators!r}")
     if a.only is not None and not 0 <= a.only < a.configs:
         ap.error(f"--only must be in 0..{a.configs - 1}, not {a.only}")
-    if a.core and (a.fault or a.faults):
-        ap.error("--fault / --faults are for the first accelerator; the core has no injected faults yet")
+    table = CORE_FAULTS if a.core else FAULTS
+    if a.fault and a.fault not in table:
+        ap.error(f"--fault {a.fault} is a fault of the {'first accelerator' if a.core else 'core (add --core)'}; "
+                 f"{'with --core ' if a.core else ''}choose one of {', '.join(sorted(table))}")
     path = Path(a.json)
     if a.faults:
-        print(f"fault campaign: {len(FAULTS)} faults x up to {a.configs} configurations on {sims[0]}, "
-              f"{a.jobs} jobs")
+        print(f"fault campaign: {len(table)} faults of the {'core' if a.core else 'first accelerator'} x up to "
+              f"{a.configs} configurations on {sims[0]}, {a.jobs} jobs")
         t0 = time.perf_counter()
-        faults = fault_campaign(a.seed, a.configs, a.frames, sims, a.every, a.jobs, sorted(FAULTS))
-        report = {"seed": a.seed, "configs": a.configs, "simulator": sims[0], "faults": faults,
-                  "descriptions": FAULTS, "wall_s": round(time.perf_counter() - t0, 1)}
-        path = path.with_name(path.stem + "_faults.json") if a.json == str(REPORT) else path
+        faults = fault_campaign(a.seed, a.configs, a.frames, sims, a.every, a.jobs, sorted(table), core=a.core)
+        report = {"seed": a.seed, "configs": a.configs, "simulator": sims[0], "core": a.core, "faults": faults,
+                  "descriptions": table, "wall_s": round(time.perf_counter() - t0, 1)}
+        if a.json == str(REPORT):
+            path = path.with_name(path.stem + ("_core" if a.core else "") + "_faults.json")
         ok = all(f["caught"] for f in faults.values())
     else:
         what = f"configuration {a.only}" if a.only is not None else f"{a.configs} configurations"
@@ -501,9 +515,10 @@ def main(argv=None) -> int:
             results = [run_task({"seed": a.seed, "index": k, "frames": budgets[(k, s)], "sim": s,
                                  "configs": a.configs,
                                  "every": a.every, "total_frames": a.frames, "fault": tasks_fault, "keep": a.keep,
-                                 "sims": a.simulators})
+                                 "sims": a.simulators, "core": a.core})
                        for k, s in runs]
-            caught = [r for r in results if _failed(r)]
+            caught = [r for r in results if _failed(r) and not (r.get("error")
+                                                                 and not caught_by_testbench(r["error"]))]
             for r in caught[:3]:
                 print(f"caught by {r['describe']} on {r['sim']}: {r.get('error') or r.get('details')}")
             print(f"fault {a.fault}: {'caught' if caught else 'NOT caught'} ({len(caught)} of {len(results)} runs)")

