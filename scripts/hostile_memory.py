@@ -4,7 +4,7 @@ Each bomb is generated into a temporary folder (nothing is stored in the reposit
 in a child process under an address-space limit (``RLIMIT_AS``: a bomb that is not bounded dies there instead of
 taking the machine), and the child's peak resident memory is read from ``os.wait4``'s resource usage. A baseline
 (``rsnn infer`` on a 0.4 s WAV) is measured the same way. ``tests/test_hostile.py`` runs the same cases and
-asserts the bounds; this script prints the table of README.md's section "Hostile input"::
+asserts the bounds; this script prints the table of docs/cli.md, section "Hostile input"::
 
     PYTHONPATH=$PWD .venv/bin/python scripts/hostile_memory.py
 """

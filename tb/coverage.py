@@ -175,7 +175,7 @@ class Coverage:
 
 
 def markdown(hits: dict, columns: int = 3) -> str:
-    """The coverage as a Markdown table, ``columns`` corners to a row (for the README)."""
+    """The coverage as a Markdown table, ``columns`` corners to a row (for docs/verification.md)."""
     cells = [f"{c} | {hits.get(c, 0):,}" for c in CORNERS]
     head = " | ".join(["corner | hits"] * columns)
     rows = [head, " | ".join(["---|---:"] * columns)]
@@ -186,7 +186,8 @@ def markdown(hits: dict, columns: int = 3) -> str:
     return "\n".join(f"| {r} |" for r in rows)
 
 
-if __name__ == "__main__":      # python -m tb.coverage build/report/regress.json: the README's coverage table
+# python -m tb.coverage build/report/regress.json: the coverage table of docs/verification.md
+if __name__ == "__main__":
     import json
     import sys
 

@@ -214,7 +214,7 @@ def test_shipped_model_twin_equals_golden_on_real_speech(name):
 def test_shipped_models_are_the_files_their_training_report_describes(name):
     """models/train.json is the report of the run that wrote the shipped models (``rsnn train``): its hash, size,
     command, seed and accuracy are the shipped file's, it was trained with the kernels pinned, and the report tool
-    prints it (the README's tables come from that tool's output)."""
+    prints it (train/README.md's tables come from that tool's output)."""
     import hashlib
     import json
     from rsnn.cli import MODELS_DIR

@@ -61,7 +61,7 @@ RECIPES = {
     "arabic_digits": Recipe(
         name="arabic_digits", dataset="arabic_digits",
         # 40 bands, a higher floor / wider range and a per-band noise gate 10 dB above a floor rising 0.1 dB per
-        # frame: the best of the variants tried on the val split (trained on train only; see the README), not
+        # frame: the best of the variants tried on the val split (trained on train only; see train/README.md), not
         # chosen on the test split. The gate removes most of each recording's steady background: pruned 90.67 %
         # on val against 86.67 % without it.
         frontend=FrontEndParams(sample_rate=16000, fmax_hz=8000.0, n_mels=40, floor_db=5.0, range_db=40.0,

@@ -1,7 +1,7 @@
 """The ablation table of a trained recipe, from the report ``rsnn train`` writes (``build/report/train.json``).
 
-``python -m train.report [build/report/train.json]`` prints the tables the README shows, so every figure there can
-be regenerated from the JSON of a re-run. Sparsities are fractions of weights:
+``python -m train.report [build/report/train.json]`` prints the tables train/README.md shows, so every figure there
+can be regenerated from the JSON of a re-run. Sparsities are fractions of weights:
 
 * structured: weights removed with whole neurons, against the same recipe before pruning (4-bit stage);
 * unstructured: single weights that are zero among those left;
@@ -145,7 +145,7 @@ def _blocks_of_model_file(rep: dict) -> dict | None:
 
 
 def markdown(name: str, rep: dict) -> str:
-    """The README's tables for one recipe's report."""
+    """train/README.md's tables for one recipe's report."""
     pf = rep.get("platform")
     where = (f" on {pf['threads']} thread{'' if pf['threads'] == 1 else 's'}, torch {pf['torch']}, "
              f"{pf['cpu_capability']}") if pf else ""
