@@ -433,7 +433,7 @@ def fault_campaign(seed: int, configs: int, frames: int, sims: list, every: int,
                     log(f"fault {f}: config {r['index']} did not run: {r['error']}")
                     continue
                 if _failed(r):
-                    how = (("watchdog" if "watchdog" in r["error"] else "testbench check") if r.get("error") else
+                    how = (("watchdog" if "watchdog:" in r["error"] else "testbench check") if r.get("error") else
                            ", ".join(k for k in ("mismatches", "cycle_mismatches", "latency_mismatches") if r[k])
                            or "decisions")
                     out[f].update({"caught": True, "config": r["index"], "how": how,
