@@ -16,7 +16,7 @@ import numpy as np
 
 from golden.core_cycles import block_reads, core_cycle_counts, core_max_frame_cycles
 from golden.cycles import dense_mode_counters
-from golden.image import FLAGS, addr_bits, load_image
+from golden.image import FLAGS, addr_bits, config_errors, decode_image, load_image
 from golden.model import Model
 from golden.network import COUNTERS, run_batch
 from golden.params import HardwareParams
@@ -109,12 +109,51 @@ def simulate_core(sim: str, model: Model, hw: HardwareParams, utterances, work_d
     return SimResult(sim, outs, wall, build_s, len(frames), result["timing"], kept, result.get("stimulus", {}))
 
 
+def refusal(model: Model, hw: HardwareParams, all_blocks: bool = False, extra_writes=()) -> set:
+    """The flags with which golden says the core refuses every frame after ``model``'s image and ``extra_writes``
+    (:func:`golden.image.decode_image`, plus BAD_CONFIG when :func:`golden.image.config_errors` finds one);
+    empty: the frames run."""
+    if not extra_writes:
+        return set()
+    st = decode_image(load_image(model, hw, all_blocks=all_blocks) + [tuple(w) for w in extra_writes], hw)
+    return set(st["flags"]) | ({"BAD_CONFIG"} if config_errors(st["regs"], hw) else set())
+
+
+def _compare_refused(result: SimResult, flags: set) -> dict:
+    """Every output must be a refusal: ``ran`` 0, exactly ``flags``, no compute cycle (and the handshakes of a
+    frame of 0 cycles)."""
+    mism = lmism = 0
+    details = []
+    for n, o in enumerate(result.outputs):
+        bad = []
+        if o["ran"] or o["flags"] != flags:
+            bad.append(f"ran {o['ran']} flags {sorted(o['flags'])}, golden: refused with {sorted(flags)}")
+        if o["counters"]["cycles"]:
+            bad.append(f"cycles {o['counters']['cycles']} != 0")
+        if bad:
+            mism += 1
+            if len(details) < 5:
+                details.append(f"output {n}: {', '.join(bad)}")
+        late = _timing_errors(result.timing, n, 0) if result.timing else ""
+        if late:
+            lmism += 1
+            if len(details) < 10:
+                details.append(f"output {n}: {late}")
+    return {"frames": len(result.outputs), "mismatches": mism, "cycle_mismatches": 0, "latency_mismatches": lmism,
+            "details": details, "counters_total": {}, "decisions": [], "golden_decisions": [],
+            "cycles": [int(o["counters"]["cycles"]) for o in result.outputs], "refused": sorted(flags)}
+
+
 def compare_core(model: Model, hw: HardwareParams, utterances, result: SimResult, dense: bool = False,
-                 all_blocks: bool = False) -> dict:
+                 all_blocks: bool = False, extra_writes=()) -> dict:
     """Every frame of ``result`` against golden: readout, spikes, decision (the argmax so far), counters (and
     ``weight_words`` against :func:`golden.core_cycles.block_reads`), the ``cycles`` counter against
-    :func:`golden.core_cycles.core_cycle_counts` and the measured handshakes against it. Never raises on a
-    mismatch: returns counts and the first few described."""
+    :func:`golden.core_cycles.core_cycle_counts` and the measured handshakes against it. When ``extra_writes``
+    (those given to :func:`simulate_core`) leave a flag set (:func:`refusal`), every frame must be refused
+    instead. Never raises on a mismatch: returns counts and the first few described."""
+    refused = refusal(model, hw, all_blocks, extra_writes)
+    if refused:
+        return _compare_refused(result, refused)
     kept = result.kept or [len(u) for u in utterances]
     utts = [np.asarray(u)[:k] for u, k in zip(utterances, kept) if k > 0]
     if not utts:

@@ -25,6 +25,7 @@ for _l in _LAYERS:
     CORNERS[f"sat_low_l{_l}"] = f"layer {_l}: a potential saturated at the format's minimum"
     CORNERS[f"at_threshold_l{_l}"] = f"layer {_l}: a potential exactly at the threshold (fires)"
 CORNERS.update({
+    "refused_frames": "the core: a bad configuration write, then every frame refused with golden's flags",
     "readout_sat_high": "a class potential saturated high",
     "readout_sat_low": "a class potential saturated low",
     "all_spike_frame": "a frame in which every neuron of a layer (of 2 or more) fired",
@@ -90,6 +91,9 @@ class Coverage:
         """Count the corners of one simulated configuration (``cfg``: :class:`tb.regress.Config`, ``res``: its
         :class:`tb.runner.SimResult`)."""
         model, hw, stim, h = cfg.model, cfg.hw, cfg.stim, self.hits
+        if stim.get("extra_writes"):              # the core refused every frame: nothing else was exercised
+            h["refused_frames"] += int(bool(res.outputs) and all(not o.get("ran", 1) for o in res.outputs))
+            return
         net = model.network
         L, T, P, S = len(net.layers), net.time_steps, hw.pe_count, hw.scan_width
         utts = [np.asarray(u)[:k] for u, k in zip(cfg.utterances, res.kept) if k > 0]

