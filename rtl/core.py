@@ -362,7 +362,12 @@ class Core(wiring.Component):
         take_cfg = self.cfg.valid & self.cfg.ready
         ab_bits, cb_bits = block_addr_bits(hw), count_bits(hw)
         m.d.comb += [iw.addr.eq(off), iw.data.eq(cfg.data[:ab_bits + cb_bits]),
-                     ww.addr.eq(off), ww.data.eq(cfg.data[:len(ww.data.as_value())])]
+                     ww.data.eq(cfg.data[:len(ww.data.as_value())])]
+        # The weight memory is single-ported: one address for the configuration's writes (taken only while idle)
+        # and the fetch's reads (only while running; no read in a write cycle), so that it maps to a single-port
+        # RAM (an iCE40 UP5K SPRAM, a single-port SRAM macro).
+        waddr = Signal.like(ww.addr)
+        m.d.comb += [ww.addr.eq(waddr), wr.addr.eq(waddr)]
         with m.If(take_cfg):
             with m.Switch(region):
                 with m.Case(REGION_REGS):
@@ -511,7 +516,7 @@ class Core(wiring.Component):
                      fetch.q.valid.eq(queue.r.valid | bypass),
                      fetch.q.payload.eq(Mux(queue.empty, looked, queue.r.payload)),
                      queue.r.ready.eq(fetch.q.ready)]
-        m.d.comb += [wr.addr.eq(fetch.rd_addr), fetch.rd_data.eq(wr.data)]
+        m.d.comb += [waddr.eq(Mux(take_cfg, off, fetch.rd_addr)), wr.en.eq(~ww.en), fetch.rd_data.eq(wr.data)]
         m.submodules.acc = acc = AccUnit(fetch.o.payload.shape(), P, T, ab, Kmax, hw.max_shift, fault)
         wiring.connect(m, fetch.o, acc.i)
         in_shifts = Array([lr[l]["IN_SHIFT"] for l in range(Lmax)] + [g["READOUT_SHIFT"]])
