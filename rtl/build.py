@@ -54,7 +54,7 @@ def build_core_verilog(hw: HardwareParams, out_dir: Path, debug: bool = True, fa
     from .core import Core
     rtl_src = "".join(p.read_text() for p in sorted(Path(__file__).parent.glob("*.py")))
     gold = "".join((Path(__file__).parent.parent / "golden" / f).read_text() for f in ("image.py", "sparse.py"))
-    key = repr((rtl_src, gold, hw.to_dict(), debug) + ((fault,) if fault else ()))
+    key = repr((rtl_src, gold, hw.to_dict(), debug) + ((fault,) if fault is not None else ()))
     path = Path(out_dir) / f"{CORE_TOP}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.v"
     return _cached(path, lambda: _to_verilog(Core(hw, debug=debug, fault=fault), CORE_TOP))
 

@@ -245,13 +245,14 @@ def draw_config(seed: int, index: int, frames: int, core: bool = False) -> Confi
         stim.update({"core": True, "all_blocks": all_blocks, "load_port": True})   # always loaded at run time
         # One configuration in ten also gets a bad configuration write after its image, drawn from a generator of
         # its own (the rest of the draw does not change): every frame must then be refused with golden's flags.
+        # Such a configuration has no reset and no write offered while busy: a reset clears the sticky flags, and
+        # a write of the image again (CLEAR, or the register the bad write changed) would undo the refusal.
         brng = np.random.default_rng([cs, 0xBAD])
         if brng.random() < 0.1:
-            from golden.image import config_errors, decode_image, load_image
+            from tb.core_runner import refusal
             w = _bad_write(brng, hw)
-            st = decode_image(load_image(model, hw, all_blocks=all_blocks) + [w], hw)
-            if st["flags"] or config_errors(st["regs"], hw):       # golden flags it (else it is left out)
-                stim["extra_writes"] = [w]
+            if refusal(model, hw, all_blocks, [w]):                  # golden flags it (else it is left out)
+                stim.update({"extra_writes": [w], "aborts": [], "busy_write_p": 0.0})
     return Config(index, cs, model, hw, utts, stim)
 
 

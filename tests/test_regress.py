@@ -227,6 +227,7 @@ def test_some_core_configurations_end_with_a_write_golden_flags():
     for c in bad:
         got = refusal(c.model, c.hw, c.stim["all_blocks"], c.stim["extra_writes"])
         assert got and "bad write" in c.describe()
+        assert c.stim["aborts"] == [] and c.stim["busy_write_p"] == 0   # nothing may undo the refusal
         flags |= got
     assert len(flags) >= 3, flags
     assert not any(c.stim.get("extra_writes") for c in (draw_config(0, k, 60) for k in range(40)))   # first design
