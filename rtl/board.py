@@ -88,22 +88,28 @@ class LinkEngine(wiring.Component):
                 with m.If(took & (byte == SYNC_HOST)):
                     m.d.sync += [crc.eq(0), count.eq(0), buf.eq(0), idle.eq(0)]
                     m.next = "CMD"
-            for state, nxt, action in (("CMD", "LEN0", lambda: [cmd.eq(byte)]),
-                                       ("LEN0", "LEN1", lambda: [length[:8].eq(byte)]),
-                                       ("LEN1", "CHECK", lambda: [length[8:].eq(byte)])):
+            def receive(on_byte):
+                """A state that waits for a byte: a UART error or the timeout ends the packet with an ERROR."""
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.uart_error):
+                    m.d.sync += err.eq(ERR_UART)
+                    m.next = "ERROR"
+                with m.Elif(took):
+                    m.d.sync += idle.eq(0)
+                    on_byte()
+                with m.Elif(idle == self.timeout):
+                    m.d.sync += err.eq(ERR_TIMEOUT)
+                    m.next = "ERROR"
+                with m.Else():
+                    m.d.sync += idle.eq(idle + 1)
+
+            for state, nxt, field in (("CMD", "LEN0", cmd), ("LEN0", "LEN1", length[:8]),
+                                      ("LEN1", "CHECK", length[8:])):
                 with m.State(state):
-                    m.d.comb += self.rx.ready.eq(1)
-                    with m.If(self.uart_error):
-                        m.d.sync += err.eq(ERR_UART)
-                        m.next = "ERROR"
-                    with m.Elif(took):
-                        m.d.sync += action() + [crc.eq(crc8_step(crc, byte)), idle.eq(0)]
+                    def header(field=field, nxt=nxt):
+                        m.d.sync += [field.eq(byte), crc.eq(crc8_step(crc, byte))]
                         m.next = nxt
-                    with m.Elif(idle == self.timeout):
-                        m.d.sync += err.eq(ERR_TIMEOUT)
-                        m.next = "ERROR"
-                    with m.Else():
-                        m.d.sync += idle.eq(idle + 1)
+                    receive(header)
             with m.State("CHECK"):
                 with m.If(~known):
                     m.d.sync += err.eq(ERR_COMMAND)
@@ -116,35 +122,20 @@ class LinkEngine(wiring.Component):
                 with m.Else():
                     m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.uart_error):
-                    m.d.sync += err.eq(ERR_UART)
-                    m.next = "ERROR"
-                with m.Elif(took):
+                def payload():
                     m.d.sync += [buf.word_select(count, 8).eq(byte), count.eq(count + 1),
-                                 crc.eq(crc8_step(crc, byte)), idle.eq(0)]
+                                 crc.eq(crc8_step(crc, byte))]
                     with m.If(count + 1 == length):
                         m.next = "CRC"
-                with m.Elif(idle == self.timeout):
-                    m.d.sync += err.eq(ERR_TIMEOUT)
-                    m.next = "ERROR"
-                with m.Else():
-                    m.d.sync += idle.eq(idle + 1)
+                receive(payload)
             with m.State("CRC"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.uart_error):
-                    m.d.sync += err.eq(ERR_UART)
-                    m.next = "ERROR"
-                with m.Elif(took & (byte != crc)):
-                    m.d.sync += err.eq(ERR_CRC)
-                    m.next = "ERROR"
-                with m.Elif(took):
-                    m.next = "EXEC"
-                with m.Elif(idle == self.timeout):
-                    m.d.sync += err.eq(ERR_TIMEOUT)
-                    m.next = "ERROR"
-                with m.Else():
-                    m.d.sync += idle.eq(idle + 1)
+                def check():
+                    with m.If(byte != crc):
+                        m.d.sync += err.eq(ERR_CRC)
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.next = "EXEC"
+                receive(check)
             with m.State("EXEC"):
                 with m.If((cmd == CMD["CONFIG"]) & (pad_cfg != 0) | (cmd == CMD["FRAME"]) & (pad_inp != 0)):
                     m.d.sync += err.eq(ERR_PAD)
