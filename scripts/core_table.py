@@ -41,7 +41,7 @@ def split_items(ds: str, data: Path, split: str) -> list:
     """The utterances of ``split`` ("test" or "val", as training's --validate defines val) of data set ``ds``."""
     if split == "test":
         return read_manifest(data, "test")
-    from train.recipes import RECIPES, _manifest_index
+    from train.recipes import RECIPES, manifest_index
     if ds not in RECIPES:
         raise DataError(f"--split val is defined by a training recipe, and there is none for data set {ds!r} "
                         f"(recipes: {', '.join(RECIPES)}); use --split test")
@@ -49,7 +49,7 @@ def split_items(ds: str, data: Path, split: str) -> list:
     if not holdout:
         return read_manifest(data, "val")
     train = read_manifest(data, "train")           # a missing folder or manifest is named here
-    index = _manifest_index(data)
+    index = manifest_index(data)
     return [it for it in train if index.get(str(it.path)) in holdout]
 
 

@@ -667,7 +667,7 @@ def test_fsdd_validate_holds_out_train_utterances_by_index(tmp_path, monkeypatch
     (d / "manifest.csv").write_text("\n".join(rows) + "\n")
     r = dataclasses.replace(recipes.RECIPES["fsdd"], aug_copies=1, val_holdout=(1, 2), test_split="val")
     tr, va = recipes._load(r, d, lambda *a: None)
-    idx = recipes._manifest_index(d)
+    idx = recipes.manifest_index(d)
     assert sorted(idx[p] for p in va.paths) == [1] * 4 + [2] * 4
     assert sorted({idx[p] for p in tr.paths}) == [3, 4, 5] and len(tr) == 2 * 12   # one augmented copy each
 

@@ -25,7 +25,7 @@ from .data import FeatureSet, load_features
 from .loop import TrainConfig, model_summary, train
 from .report import ablation_rows
 
-__all__ = ["Recipe", "RECIPES", "BLOCK_PRUNING", "run_recipe", "with_overrides", "variant_name"]
+__all__ = ["Recipe", "RECIPES", "BLOCK_PRUNING", "run_recipe", "with_overrides", "variant_name", "manifest_index"]
 
 LABELS = tuple(str(d) for d in range(10))
 
@@ -91,7 +91,7 @@ BLOCK_PRUNING = {
 }
 
 
-def _manifest_index(data_dir: Path) -> dict:
+def manifest_index(data_dir: Path) -> dict:
     """{path as FeatureSet.paths holds it: the manifest's ``index`` value} (FSDD numbers each speaker's
     recordings of a digit 0..49)."""
     import csv
@@ -113,7 +113,7 @@ def _load_holdout(recipe: Recipe, data_dir: Path, log) -> tuple[FeatureSet, Feat
     """--validate on a data set without a val split: val = the train utterances whose index is in
     ``recipe.val_holdout`` (clean), train = the others (with their augmented copies)."""
     t = time.perf_counter()
-    index = _manifest_index(data_dir)
+    index = manifest_index(data_dir)
     held = set(recipe.val_holdout)
     full = load_features(data_dir, "train", LABELS, recipe.frontend, copies=recipe.aug_copies,
                          seed=recipe.config.seed, speed=recipe.speed_perturb)
