@@ -22,6 +22,11 @@ Anything else is answered with 0xE0 ERROR and one reason byte (:data:`ERRORS`), 
 sync byte: a bad checksum, a length that is not the command's, an unknown command, a pad bit set, a packet left
 incomplete for longer than the timeout, a UART framing error or overrun. A command's effect happens only after its
 checksum was checked, so a corrupted packet never reaches the core.
+
+Flow control: the board (:class:`rtl.board.BoardLink`) buffers 32 received and 16 reply bytes, and every reply is
+shorter than the packet it answers, so CONFIG packets may follow each other back to back. While a frame is
+computed the board reads nothing; a host sends the next packet after a FRAME's RESULT (or keeps what it sends
+meanwhile within the 32 bytes).
 """
 from __future__ import annotations
 

