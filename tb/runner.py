@@ -102,9 +102,10 @@ def build_sim(sim: str, verilog: Path, top: str, work_dir: Path) -> tuple:
     return runner, build_dir
 
 
-def run_job(sim: str, built: tuple, top: str, job: dict, run_dir: Path) -> tuple:
-    """Run the cocotb testbench (:mod:`tb.cocotb_accel`) on ``job`` (the arrays of its .npz); return (its result,
-    the simulation's wall seconds). Raises :class:`SimError` when the testbench stopped, failed or wrote nothing."""
+def run_job(sim: str, built: tuple, top: str, job: dict, run_dir: Path, test_module: str = "tb.cocotb_accel") -> tuple:
+    """Run the cocotb testbench ``test_module`` (:mod:`tb.cocotb_accel` for both designs, :mod:`tb.cocotb_board`
+    for the board link) on ``job`` (the arrays of its .npz); return (its result, the simulation's wall seconds).
+    Raises :class:`SimError` when the testbench stopped, failed or wrote nothing."""
     runner, build_dir = built
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -117,7 +118,7 @@ def run_job(sim: str, built: tuple, top: str, job: dict, run_dir: Path) -> tuple
     os.environ.update(env)        # extra_env loses to the environment: set it there
     failed = None
     try:
-        runner.test(hdl_toplevel=top, test_module="tb.cocotb_accel", build_dir=build_dir, test_dir=run_dir,
+        runner.test(hdl_toplevel=top, test_module=test_module, build_dir=build_dir, test_dir=run_dir,
                     extra_env=env, results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log")
     except (Exception, SystemExit) as e:  # cocotb's runner exits when the test fails (an X, an exception)
         failed = f"{type(e).__name__} {e}"
