@@ -443,7 +443,6 @@ class Core(wiring.Component):
         readout_dbg = Signal(data.ArrayLayout(signed(sbm), Cmax)) if self.debug else None
         best_val = Signal(signed(sbm))
         best_idx = Signal(_bits(Cmax))
-        decision = Signal(_bits(Cmax))
         ran = Signal()
 
         # stage parameters (runtime muxes over the stage index)
@@ -534,57 +533,90 @@ class Core(wiring.Component):
         u_valid = Signal()
         u_k = Signal(range(Kmax + 1))
         sbase = Array([Const(l * Kn, range(Lmax * Kn + Kc + 1)) for l in range(Lmax + 1)])
-        m.d.comb += [acc.sw_addr.eq(k), sr_.addr.eq(sbase[sel] + k)]
-        lanes = Signal(P)
+        # The state memory is read one chunk ahead of the accumulators: chunk 0's state while the stage runs,
+        # chunk k + 1's in the cycle that reads chunk k's accumulators (`ahead`), so that the first step's leak is
+        # computed and registered (`v_pf`, `lk_pf`) in the cycle before the update. The state memory is written
+        # only by the update, one chunk behind, so no read sees a stale word; no cycle is added.
+        ahead = Signal()
+        m.d.comb += [acc.sw_addr.eq(k), sr_.addr.eq(sbase[sel] + k + ahead)]
+        # The update's parameters are registers, loaded every cycle from the stage index and the configuration
+        # (an update comes at least two cycles after the stage changes: the RUN cycle in which the stage is new,
+        # then the cycle that reads chunk 0), so that the update's path starts at a register and not at `stage`
+        # through the register multiplexers (the FPGA's critical path). No cycle is added.
+        lanes = Signal(P)              # the lanes of chunk u_k that hold a neuron: loaded with k, as u_k is
         for p in range(P):
-            m.d.comb += lanes[p].eq(u_k * P + p < n_out)
+            m.d.sync += lanes[p].eq(k * P + p < n_out)
         n_lanes = sum((lanes[p].as_unsigned() for p in range(P)), Const(0, range(P + 1)))
         st_bits = Array([lr[l]["STATE_BITS"] for l in range(Lmax)] + [g["READOUT_BITS"]])[sel]
-        sb_run = Signal(range(sbm + 1))
-        m.d.comb += sb_run.eq(st_bits)
         smax = Signal(signed(sbm + 2))
         smin = Signal(signed(sbm + 2))
-        m.d.comb += [smax.eq((Const(1, signed(sbm + 2)) << (sb_run - 1)[:len(sb_run)]) - 1), smin.eq(-smax - 1)]
-        th = Array([lr[l]["THRESHOLD"] for l in range(Lmax)] + [Const(0, widths["THRESHOLD"])])[sel]
-        leak = Array([lr[l]["LEAK_SHIFT"] for l in range(Lmax)] + [Const(0, widths["LEAK_SHIFT"])])[sel]
-        rzero = Array([lr[l]["RESET"] for l in range(Lmax)] + [Const(0, 1)])[sel]
-        is_fresh = fresh.bit_select(stage, 1)
-        # Operand isolation: the update logic sees its memories' data only in a sweep cycle (u_valid), so it does
+        th = Signal(widths["THRESHOLD"])
+        smax_th = Signal(signed(sbm + 2))          # smax - th: a saturated potential after a reset by subtraction
+        th_sel = Array([lr[l]["THRESHOLD"] for l in range(Lmax)] + [Const(0, widths["THRESHOLD"])])[sel]
+        top = Const(1, signed(sbm + 2)) << (st_bits - 1)[:len(st_bits)]
+        m.d.sync += [smax.eq(top - 1), smin.eq(-top), th.eq(th_sel), smax_th.eq(top - 1 - th_sel)]
+        leak = Signal(widths["LEAK_SHIFT"])
+        rzero, is_fresh, u_ro = Signal(), Signal(), Signal()
+        m.d.sync += [leak.eq(Array([lr[l]["LEAK_SHIFT"] for l in range(Lmax)]
+                                   + [Const(0, widths["LEAK_SHIFT"])])[sel]),
+                     rzero.eq(Array([lr[l]["RESET"] for l in range(Lmax)] + [Const(0, 1)])[sel]),
+                     is_fresh.eq(fresh.bit_select(stage, 1)), u_ro.eq(is_ro)]
+
+        def leaky(v):
+            return Mux(leak == 0, v, v - (v >> (leak + 1 if fault == "leak_off_by_one" else leak)))
+
+        # The prefetched state of the next chunk (zero while the layer's state is fresh) after its first leak;
+        # the readout's leak register is 0, so for the readout stage this is the state itself.
+        lk_pf = Signal(data.ArrayLayout(signed(sbm + 1), P))
+        for p in range(P):
+            m.d.sync += lk_pf[p].eq(leaky(Mux(is_fresh, 0, sr_.data[p])))
+        # Operand isolation: the update logic sees the accumulators only in a sweep cycle (u_valid), so it does
         # not toggle with every accumulator read of the RUN phase (less switching; much faster event-driven
         # simulation).
         acc_in = Signal(acc.word)
-        st_in = Signal(data.ArrayLayout(signed(sbm), P))
-        m.d.comb += [acc_in.eq(Mux(u_valid, acc.sw_data, 0)), st_in.eq(Mux(u_valid & ~is_fresh, sr_.data, 0))]
+        m.d.comb += acc_in.eq(Mux(u_valid, acc.sw_data, 0))
         new_state = Signal(data.ArrayLayout(signed(sbm), P))
         fired = [Signal(P, name=f"fired_t{t}") for t in range(T)]
         # Widths: a potential (after a reset by subtraction) fits sbm + 1 bits; a potential plus the accumulators
         # of up to T steps fits `wide`; the saturation brings every step back into the state format.
+        # A step's compares are side by side, not in series (the update's path is the FPGA's critical path): as
+        # 1 <= th <= smax (BAD_CONFIG otherwise), sat >= th exactly when tot >= th, and a reset by subtraction
+        # of a saturated potential is smax - th.
         wide = max(sbm + 1, ab + T.bit_length()) + 1
         for p in range(P):
-            v = Signal(signed(sbm + 1), name=f"v_in{p}")
-            m.d.comb += v.eq(st_in[p])
-            # readout: u + the sum over the steps of the accumulators, one saturation
-            tot = v + sum(Mux(t < Tr, acc_in[t][p], 0) for t in range(T))
-            ro_new = Mux(tot > smax, smax, Mux(tot < smin, smin, tot))
-            cur = v
+            cur = None                      # the potential after step t - 1 (step 0 starts from lk_pf)
             for t in range(T):
-                leaked = Mux(leak == 0, cur, cur - (cur >> (leak + 1 if fault == "leak_off_by_one" else leak)))
+                leaked = lk_pf[p] if t == 0 else leaky(cur)
                 tot_t = Signal(signed(wide + 1), name=f"tot{p}_{t}")
                 m.d.comb += tot_t.eq(leaked + acc_in[t][p])
+                over = Signal(name=f"over{p}_{t}")
+                m.d.comb += over.eq(tot_t > smax)
                 sat = Signal(signed(sbm), name=f"sat{p}_{t}")
                 if fault == "no_saturation":     # wraps to the layer's state bits
                     wrapped = Signal(signed(sbm + 2), name=f"wrap{p}_{t}")
                     m.d.comb += wrapped.eq(((tot_t - smin) & (2 * smax + 1)) + smin)
                     m.d.comb += sat.eq(wrapped)
+                    reached, sub = (sat > th) if fault == "fire_above" else (sat >= th), sat - th
                 else:
-                    m.d.comb += sat.eq(Mux(tot_t > smax, smax, Mux(tot_t < smin, smin, tot_t)))
+                    m.d.comb += sat.eq(Mux(over, smax, Mux(tot_t < smin, smin, tot_t)))
+                    reached = (tot_t > th) if fault == "fire_above" else (tot_t >= th)
+                    sub = Mux(over, smax_th, tot_t - th)
                 f = fired[t][p]
-                m.d.comb += f.eq(((sat > th) if fault == "fire_above" else (sat >= th)) & lanes[p] & (t < Tr))
-                nxt = Mux(f, Mux(rzero, 0, sat - th), sat)
+                m.d.comb += f.eq(reached & lanes[p] & (t < Tr))
+                nxt = Mux(f, Mux(rzero, 0, sub), sat)
                 cur_t = Signal(signed(sbm + 1), name=f"v{p}_{t}")
-                m.d.comb += cur_t.eq(Mux(t < Tr, nxt, cur))
+                m.d.comb += cur_t.eq(nxt if t == 0 else Mux(t < Tr, nxt, cur))    # TIME_STEPS >= 1
                 cur = cur_t
-            m.d.comb += new_state[p].eq(Mux(is_ro, ro_new, cur))
+                if t == 0:
+                    tot0, sat0 = tot_t, sat
+            # readout: u + the sum over the steps of the accumulators, one saturation. Its state is lk_pf (its
+            # leak register is 0), so the sum starts from step 0's; with T = 1 it is step 0's saturated sum.
+            if T == 1:
+                ro_new = sat0
+            else:
+                tot = tot0 + sum(Mux(t < Tr, acc_in[t][p], 0) for t in range(1, T))
+                ro_new = Mux(tot > smax, smax, Mux(tot < smin, smin, tot))
+            m.d.comb += new_state[p].eq(Mux(u_ro, ro_new, cur))
         # argmax of the chunk's new readout potentials (lowest index wins a tie), against the running best
         cand_v, cand_i, cand_ok = new_state[0], Const(0, range(P)), lanes[0]
         for p in range(1, P):   # a signal per step: the expressions would otherwise double at each step
@@ -598,6 +630,19 @@ class Core(wiring.Component):
         chunk_best = Signal(signed(sbm))
         chunk_idx = Signal(_bits(Cmax) + 1)
         m.d.comb += [chunk_best.eq(cand_v), chunk_idx.eq(u_k * P + cand_i)]
+        # The running argmax over the chunks is one cycle behind the update: a chunk's best (cb_*) is registered
+        # and folded into best_val / best_idx in the next cycle, so that the update's path does not go on through
+        # the compare with best_val. The decision folds a candidate still pending (the last chunk's, in the first
+        # cycle of OUT). No cycle is added.
+        cb_val, cb_idx, cb_first, cb_pend = Signal(signed(sbm)), Signal(_bits(Cmax)), Signal(), Signal()
+        m.d.sync += cb_pend.eq(u_valid & is_ro)
+        cb_wins = Signal()
+        m.d.comb += cb_wins.eq(cb_pend & (cb_first | ((cb_val >= best_val) if fault == "argmax_last_on_tie"
+                                                      else (cb_val > best_val))))
+        with m.If(cb_wins):
+            m.d.sync += [best_val.eq(cb_val), best_idx.eq(cb_idx)]
+        decision = Signal(_bits(Cmax))
+        m.d.comb += decision.eq(Mux(cb_wins, cb_idx, best_idx))
 
         with m.If(u_valid):
             m.d.comb += [sw_.en.eq(1), sw_.addr.eq(sbase[sel] + u_k), sw_.data.eq(new_state),
@@ -605,9 +650,7 @@ class Core(wiring.Component):
             m.d.sync += [counters["state_reads"].eq(counters["state_reads"] + n_lanes),
                          counters["state_writes"].eq(counters["state_writes"] + n_lanes)]
             with m.If(is_ro):
-                with m.If((u_k == 0) | ((chunk_best >= best_val) if fault == "argmax_last_on_tie"
-                                        else (chunk_best > best_val))):
-                    m.d.sync += [best_val.eq(chunk_best), best_idx.eq(chunk_idx)]
+                m.d.sync += [cb_val.eq(chunk_best), cb_idx.eq(chunk_idx), cb_first.eq(u_k == 0)]
                 if self.debug:
                     for c in range(Cmax):
                         with m.If((u_k == c // P) & lanes[c % P]):
@@ -662,13 +705,14 @@ class Core(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += in_compute.eq(1)
                 with m.If(sweep_ok):      # chunk 0 is read in this cycle (k = 0)
+                    m.d.comb += ahead.eq(chunks > 1)
                     m.d.sync += [u_valid.eq(1), u_k.eq(0), k.eq(1)]
                     with m.If(chunks == 1):
                         m.next = "LAST"
                     with m.Else():
                         m.next = "SWEEP"
             with m.State("SWEEP"):
-                m.d.comb += in_compute.eq(1)
+                m.d.comb += [in_compute.eq(1), ahead.eq(k + 1 < chunks)]
                 m.d.sync += [u_valid.eq(1), u_k.eq(k), k.eq(k + 1)]
                 with m.If(k == chunks - 1):
                     m.next = "LAST"
@@ -677,8 +721,6 @@ class Core(wiring.Component):
                     m.d.comb += in_compute.eq(1)
                 m.d.sync += [fresh.bit_select(stage, 1).eq(0), stage.eq(stage + 1), k.eq(0)]
                 with m.If(is_ro):
-                    later = (chunk_best >= best_val) if fault == "argmax_last_on_tie" else (chunk_best > best_val)
-                    m.d.sync += decision.eq(Mux((u_k == 0) | later, chunk_idx, best_idx))
                     m.next = "OUT"
                 with m.Else():
                     m.d.comb += [gen.start.eq(1), queue.clear.eq(1)]

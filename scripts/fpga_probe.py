@@ -45,7 +45,7 @@ CLOCK_MHZ = 12.0                                                 # the iCEBreake
 def board_hardware(pe: int, scan: int, weight_blocks: int = 16384) -> HardwareParams:
     return HardwareParams(pe_count=pe, time_steps=1, max_features=40, max_neurons=128, max_classes=10,
                           max_layers=2, scan_width=scan, weight_blocks=weight_blocks, index_rows=576,
-                          max_feature_bits=4)
+                          max_feature_bits=4, acc_bits=16)
 
 
 class Probe(Elaboratable):
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     init_bits = hw.weight_blocks * core_layouts(hw)["block"].size     # the weight memory's INIT, set to x
     script = ("read_rtlil probe.il\nhierarchy -top probe\nproc\nmemory -nomap\n"
               f"setparam -set INIT {init_bits}'bx probe.core/wmem\n"
-              "synth_ice40 -spram -top probe -json probe.json\ntee -o stat.json stat -json\n")
+              "synth_ice40 -device u -spram -top probe -json probe.json\ntee -o stat.json stat -json\n")
     try:
         _yosys(script, work, work / "yosys.log")
     except SynthError as e:
