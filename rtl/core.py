@@ -106,13 +106,18 @@ class EventGen(wiring.Component):
     """The event generator of one stage: a find-first-set over ``S`` sources per cycle, feed-forward segment then
     recurrent segment. ``start`` (one cycle) begins a stage; ``finished`` is high from the cycle after the last
     scan cycle until the next ``start``. Each event leaves on ``o`` (``index``, ``rec``) in ascending index order;
-    a group without events costs one cycle. ``o.ready`` low holds the scan."""
+    a group without events costs one cycle. ``o.ready`` low holds the scan.
 
-    def __init__(self, width: int, S: int):
-        self.width, self.S = width, S
+    The activity vectors are ``sources[ff_sel]`` (feed-forward) and ``sources[rec_sel]`` (recurrent): a group's
+    ``S`` bits are selected from each source first and only then between the sources, which costs a fraction of
+    the logic of selecting whole vectors first (``S`` bits against ``width`` bits per multiplexer)."""
+
+    def __init__(self, width: int, S: int, n_src: int = 2):
+        self.width, self.S, self.n_src = width, S, n_src
         super().__init__({
-            "start": In(1), "ff_act": In(width), "rec_act": In(width), "n_ff": In(range(width + 1)),
-            "n_rec": In(range(width + 1)), "finished": Out(1),
+            "start": In(1), "sources": In(data.ArrayLayout(unsigned(width), n_src)),
+            "ff_sel": In(range(max(n_src, 2))), "rec_sel": In(range(max(n_src, 2))),
+            "n_ff": In(range(width + 1)), "n_rec": In(range(width + 1)), "finished": Out(1),
             "o": Out(stream.Signature(data.StructLayout({"index": _bits(width), "rec": 1}))),
         })
 
@@ -125,10 +130,10 @@ class EventGen(wiring.Component):
         g = Signal(range(groups + 1))
         done = Signal(S)
         n = Mux(seg, self.n_rec, self.n_ff)
-        act = Mux(seg, self.rec_act, self.ff_act)
-        padded = Cat(act, Const(0, groups * S - W)) if groups * S > W else act
+        pad = Const(0, groups * S - W) if groups * S > W else Cat()
+        group_of = Array([Cat(self.sources[i], pad).word_select(g, S) for i in range(self.n_src)])
         gbits = Signal(S)
-        m.d.comb += gbits.eq(padded.word_select(g, S))
+        m.d.comb += gbits.eq(group_of[Mux(seg, self.rec_sel, self.ff_sel)])
         valid_bits = Signal(S)
         for b in range(S):
             m.d.comb += valid_bits[b].eq(g * S + b < n)
@@ -469,14 +474,16 @@ class Core(wiring.Component):
         feat_nz = Signal(Fmax)
         m.d.comb += feat_nz.eq(Cat(*[features[i] != 0 for i in range(Fmax)]))
         zero_n = Const(0, Nmax)
-        ff_vecs = Array([feat_nz] + spk_any)
-        rec_vecs = Array(spk_any + [zero_n])
         all_ones = Const((1 << W) - 1, W)
 
         # ------------------------------------------------------------------ the RUN units
-        m.submodules.gen = gen = EventGen(W, S)
-        m.d.comb += [gen.ff_act.eq(Mux(self.dense, all_ones, ff_vecs[stage])),
-                     gen.rec_act.eq(Mux(self.dense, all_ones, rec_vecs[stage])),
+        # sources: the features' activity, each layer's spikes, all ones (the dense baseline). Stage s scans
+        # source s (features or the layer below) then source s + 1 (its own spikes; none for the readout).
+        srcs = [feat_nz] + spk_any + [all_ones]
+        m.submodules.gen = gen = EventGen(W, S, len(srcs))
+        m.d.comb += [gen.sources[i].eq(v) for i, v in enumerate(srcs)]
+        m.d.comb += [gen.ff_sel.eq(Mux(self.dense, len(srcs) - 1, stage)),
+                     gen.rec_sel.eq(Mux(self.dense, len(srcs) - 1, stage + 1)),
                      gen.n_ff.eq(n_ff), gen.n_rec.eq(n_rec)]
         # row lookup: the index entry of each event (one cycle), then into the queue when the row has blocks
         idx_ff = Array([lr[0]["IN_INDEX_BASE"]] + [lr[l]["IN_INDEX_BASE"] for l in range(1, Lmax)]
@@ -488,14 +495,13 @@ class Core(wiring.Component):
         src_mask = Signal(T)
         src_payload = Signal(fb)
         feat_arr = Array([features[i] for i in range(Fmax)] + [Const(0, fb)] * (W - Fmax))
-        spk_layer = Array([[spikes[l][t] for t in range(T)] for l in range(Lmax)] + [[zero_n] * T])
         lay_sel = Mux(ev.rec, stage, stage - 1)
         with m.If((stage == 0) & ~ev.rec):
             m.d.comb += [src_payload.eq(feat_arr[ev_index]), src_mask.eq(tmask)]
-        with m.Else():
+        with m.Else():     # the source's bit of each layer first, then the layer (one bit, not Nmax, muxed)
             m.d.comb += [src_payload.eq(1),
-                         src_mask.eq(Cat(*[Array(spk_layer[l_][t] for l_ in range(Lmax + 1))[lay_sel].bit_select(
-                             ev_index, 1) for t in range(T)]))]
+                         src_mask.eq(Cat(*[Array([spikes[l_][t].bit_select(ev_index, 1) for l_ in range(Lmax)]
+                                                 + [Const(0, 1)])[lay_sel] for t in range(T)]))]
         pend = Signal()
         pend_ev = Signal(data.StructLayout({"payload": fb, "mask": T, "rec": 1}))
         m.d.sync += [pend.eq(gen.o.valid), pend_ev.payload.eq(src_payload), pend_ev.mask.eq(src_mask),

