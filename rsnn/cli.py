@@ -440,6 +440,86 @@ def rtl_run(model: Model, hw: HardwareParams, feats: list, simulators, work_dir:
     return out
 
 
+def cmd_board(args) -> int:
+    """Talk to the board (rtl/icebreaker.py) over its UART, or write the byte stream (--dry-run)."""
+    from golden.image import load_image
+    from rsnn.board_protocol import ERRORS, REPLY, BoardSession, result_fields, session
+    from rtl.icebreaker import BAUD, board_hardware, divisor_for
+    if not args.timeout > 0:
+        raise CliError(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    try:
+        hw = board_hardware(args.pe, args.scan, args.weight_blocks).validate()
+        divisor_for(args.baud)
+    except (ParamError, ValueError) as e:
+        raise CliError(str(e)) from None
+    model, desc = resolve_model(args.model, args.seed)
+    if model.meta.get("kind") == "random":
+        print(f"rsnn: note: model {desc}", file=sys.stderr)
+    out = None
+    if args.dry_run:
+        out = check_output(args.dry_run, [("the model file", _model_file(args.model))]
+                           + [("an input WAV", Path(f)) for f in args.files], option="--dry-run")
+    try:
+        writes = None if args.no_load else load_image(model, hw)
+    except ParamError as e:
+        raise CliError(f"the model does not fit the board's hardware: {e}") from None
+    feats = _features(model, args.files)
+    for path, f in zip(args.files, feats):
+        if len(f) == 0:
+            raise CliError(f"{path}: no feature frame (the file is shorter than one frame)")
+    packets, wait = session(writes, feats, hw)
+    n_bytes = sum(len(p) for p in packets)
+    n_cfg = len(writes) if writes is not None else 0
+    if out is not None:
+        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+        tmp.write_bytes(b"".join(packets))
+        os.replace(tmp, out)
+        print(f"{desc}: {n_cfg} CONFIG + {len(packets) - n_cfg} FRAME packets, {n_bytes:,} bytes "
+              f"({n_bytes * 10 / args.baud:.1f} s at {args.baud} baud, 8N1); wrote {args.dry_run}")
+        return 0
+    try:
+        import serial
+    except ImportError:
+        raise CliError("pyserial is missing: run `make venv` (it is in pyproject's dependencies)") from None
+    try:
+        link = serial.serial_for_url(args.port, baudrate=args.baud, timeout=0.05)
+    except (serial.SerialException, ValueError, OSError) as e:
+        raise CliError(f"cannot open --port {args.port}: {e}") from None
+    t0 = time.perf_counter()
+    try:
+        with link:
+            link.reset_input_buffer()
+            replies = BoardSession(link, args.timeout).send(packets, wait)
+    except TimeoutError as e:
+        raise CliError(f"{e}: is the bitstream loaded (iceprog build/fpga/rsnn_icebreaker.bin), the port "
+                       f"{args.port} the board's UART and the rate {args.baud} baud?") from None
+    except (serial.SerialException, OSError) as e:
+        raise CliError(f"--port {args.port}: {e}") from None
+    except ValueError as e:
+        raise CliError(f"the board's replies are malformed: {e}") from None
+    errors = [p[0] for c, p in replies if c == REPLY["ERROR"]]
+    if errors:
+        raise CliError(f"the board answered ERROR: {', '.join(ERRORS.get(e, str(e)) for e in errors)}")
+    flags = [p[0] for c, p in replies if c == REPLY["ACK"]]
+    if flags and flags[-1]:
+        raise CliError(f"the board's status flags are 0x{flags[-1]:02x} after the load: the model was not taken "
+                       "(see golden/image.py FLAGS)")
+    results = [result_fields(p, hw) for c, p in replies if c == REPLY["RESULT"]]
+    golden = run_batch(model, feats)
+    i = 0
+    for b, (path, f) in enumerate(zip(args.files, feats)):
+        res = results[i:i + len(f)]
+        i += len(f)
+        d = res[-1]["decision"]
+        line = {"path": str(path), "label": model.labels[d] if d < len(model.labels) else None, "decision": d,
+                "frames": len(f), "ran": all(r["ran"] for r in res), "golden_decision": int(golden[b].decision),
+                "equals_golden": [r["decision"] for r in res] == [int(np.argmax(golden.readout[b, k]))
+                                                                  for k in range(len(f))]}
+        print(json.dumps(line))
+    print(f"rsnn board: {len(packets)} packets in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
 #: what ``rsnn sim`` runs when neither --model nor --data is given: every shipped model on one core
 SIM_MODELS = ("fsdd", "arabic_digits")
 
@@ -762,6 +842,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default=IMAGE_JSON, metavar="PATH",
                     help=f"where to write the image (JSON; default {IMAGE_JSON})")
     sp.set_defaults(func=cmd_image)
+
+    sp = sub.add_parser("board", help="run WAV files on the iCEBreaker board over its UART (or --dry-run)",
+                        description="Load a model into the board top (rtl/icebreaker.py, bitstream from `make "
+                                    "fpga`) over its UART, stream each WAV's feature frames and print the board's "
+                                    "decision per file as a JSON line, with golden's decision beside it; or write "
+                                    "the byte stream to a file (--dry-run). Protocol: rsnn/board_protocol.py.")
+    sp.add_argument("files", nargs="+", metavar="FILE.wav")
+    model_opts(sp)
+    where = sp.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", metavar="PORT",
+                       help="the board's serial port (e.g. /dev/ttyUSB1: the iCEBreaker's FTDI second channel) or "
+                            "a pyserial URL")
+    where.add_argument("--dry-run", metavar="FILE", help="write the bytes the host would send to FILE instead")
+    sp.add_argument("--baud", type=_at_least(1), default=115200, help="UART rate (default 115200, the bitstream's)")
+    sp.add_argument("--timeout", type=float, default=2.0, metavar="S",
+                    help="seconds to wait for a reply before giving up (default 2)")
+    sp.add_argument("--no-load", action="store_true", help="the model is already loaded: send the frames only")
+    sp.add_argument("--pe", type=_at_least(1), default=2, help="the bitstream's P (default 2, as make fpga builds)")
+    sp.add_argument("--scan", type=_at_least(1), default=8, help="the bitstream's scan width (default 8)")
+    sp.add_argument("--weight-blocks", type=_at_least(1), default=32768,
+                    help="the bitstream's weight-memory depth (default 32768)")
+    sp.set_defaults(func=cmd_board)
 
     sp = sub.add_parser("train", help="train the shipped models from scratch (seeded) and export them",
                         description="Train a recipe (float -> 4-bit QAT -> structured + unstructured pruning), "

@@ -26,8 +26,8 @@ TOP = "rsnn_accel"
 CORE_TOP = "rsnn_core"
 
 
-def _to_verilog(top, name: str) -> str:
-    il = rtlil.convert(top, name=name, emit_src=False)
+def _to_verilog(top, name: str, ports=None) -> str:
+    il = rtlil.convert(top, name=name, emit_src=False, **({"ports": ports} if ports is not None else {}))
     yosys = find_yosys(lambda ver: ver >= (0, 40))
     script = "read_rtlil <<rtlil\n" + il + "\nrtlil\nproc\nmemory_collect\nopt_clean\nwrite_verilog -noattr\n"
     return yosys.run(["-q", "-"], script, ignore_warnings=True)

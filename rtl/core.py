@@ -473,7 +473,6 @@ class Core(wiring.Component):
             m.d.comb += spk_any[l].eq(_or_all([spikes[l][t] for t in range(T)]))
         feat_nz = Signal(Fmax)
         m.d.comb += feat_nz.eq(Cat(*[features[i] != 0 for i in range(Fmax)]))
-        zero_n = Const(0, Nmax)
         all_ones = Const((1 << W) - 1, W)
 
         # ------------------------------------------------------------------ the RUN units
@@ -541,7 +540,7 @@ class Core(wiring.Component):
         sbase = Array([Const(l * Kn, range(Lmax * Kn + Kc + 1)) for l in range(Lmax + 1)])
         # The state memory is read one chunk ahead of the accumulators: chunk 0's state while the stage runs,
         # chunk k + 1's in the cycle that reads chunk k's accumulators (`ahead`), so that the first step's leak is
-        # computed and registered (`v_pf`, `lk_pf`) in the cycle before the update. The state memory is written
+        # computed and registered (`lk_pf`) in the cycle before the update. The state memory is written
         # only by the update, one chunk behind, so no read sees a stale word; no cycle is added.
         ahead = Signal()
         m.d.comb += [acc.sw_addr.eq(k), sr_.addr.eq(sbase[sel] + k + ahead)]

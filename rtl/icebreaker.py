@@ -11,6 +11,7 @@ green LED = the core is computing a frame, user button 10 = reset.
 from __future__ import annotations
 
 from amaranth import Elaboratable, Module
+from amaranth.lib import io
 
 from golden.params import HardwareParams
 
@@ -53,11 +54,14 @@ class ICEBreakerTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.link = link = BoardLink(self.hw, self.divisor)
-        uart = platform.request("uart", 0)
-        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx),
-                     platform.request("led_g", 0).o.eq(link.led_ok),
-                     platform.request("led_r", 0).o.eq(link.led_error),
-                     platform.request("led_g", 1).o.eq(link.led_busy)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
+        for name, (res, n), sig in (("led_ok", ("led_g", 0), link.led_ok), ("led_error", ("led_r", 0), link.led_error),
+                                    ("led_busy", ("led_g", 1), link.led_busy)):
+            m.submodules[name] = buf = io.Buffer("o", platform.request(res, n, dir="-"))
+            m.d.comb += buf.o.eq(sig)
         return m
 
 

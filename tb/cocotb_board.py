@@ -1,7 +1,8 @@
-"""cocotb testbench of the board link (``rtl.board.BoardLink``, issue #17) at the bit level: it drives the UART ``rx``
-line with the job's packets (``divisor`` clock cycles a bit), decodes the ``tx`` line into reply bytes, and writes
-them to ``$RSNN_TB_RESULT``. A packet marked ``wait`` is sent only once every earlier packet has its reply (the
-host waits for a FRAME's RESULT); the others follow back to back. Driven by :func:`tb.board_sim.simulate_board`.
+"""cocotb testbench of the board link (``rtl.board.BoardLink``, issue #17) inside :class:`tb.board_sim.HostLine`:
+cocotb hands the host's bytes to the harness, which puts them on the board's ``rx`` line bit by bit (``divisor``
+clock cycles a bit), and collects the bytes the harness decodes from the board's ``tx`` line; they are written to
+``$RSNN_TB_RESULT``. A packet marked ``wait`` is sent only once every earlier packet has its reply (the host waits
+for a FRAME's RESULT); the others follow back to back. Driven by :func:`tb.board_sim.simulate_board`.
 """
 from __future__ import annotations
 
@@ -11,24 +12,11 @@ import os
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, Timer
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
 
-from rsnn.board_protocol import SYNC_BOARD
-from rtl.uart import uart_bits
+from rsnn.board_protocol import complete_replies
 
 PERIOD_NS = 10
-
-
-def complete_replies(got: bytearray) -> int:
-    """Replies fully received in ``got`` (sync, code, length, payload, checksum); stops at a byte that is not a
-    sync byte where one must be (the caller's parser then names it)."""
-    n, i = 0, 0
-    while i + 4 <= len(got) and got[i] == SYNC_BOARD:
-        end = i + 4 + (got[i + 2] | got[i + 3] << 8)
-        if end >= len(got):
-            break
-        n, i = n + 1, end + 1
-    return n
 
 
 @cocotb.test()
@@ -38,7 +26,7 @@ async def board(dut):
     data, starts, wait = bytes(job["data"].astype(np.uint8)), [int(x) for x in job["starts"]], job["wait"]
     watchdog = int(job["watchdog_cycles"])
     cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
-    dut.rx.value = 1
+    dut.h_valid.value = 0
     dut.rst.value = 1
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
@@ -46,44 +34,54 @@ async def board(dut):
     got = bytearray()
     error = None
 
-    bit = PERIOD_NS * d                        # one bit time; waits by time, not cycle by cycle (much faster)
-
-    async def monitor():
+    async def stb_monitor():                   # woken only when a byte arrives (cheap): the edges of r_stb / r_bad
         while True:
-            await FallingEdge(dut.tx)
-            await Timer(bit // 2 + 1, unit="ns")   # the middle of the start bit (tx moves only at bit edges)
-            if int(dut.tx.value):
-                continue                       # a glitch, not a start bit
-            byte = 0
-            for k in range(8):
-                await Timer(bit, unit="ns")
-                byte |= int(dut.tx.value) << k
-            await Timer(bit, unit="ns")
-            if not int(dut.tx.value):
-                got.extend(b"\xff\xff")        # a stop bit that is low: garbage that the parser refuses
-            got.append(byte)
+            await RisingEdge(dut.r_stb)
+            got.append(int(dut.r_data.value))
 
-    cocotb.start_soon(monitor())
+    async def bad_monitor():
+        while True:
+            await RisingEdge(dut.r_bad)
+            got.extend(b"\xff\xff")
+
+    cocotb.start_soon(stb_monitor())
+    cocotb.start_soon(bad_monitor())
+    seen = [0, 0]                              # replies counted so far, and where they end in `got`
+
+    def replies() -> int:                      # incremental: a long run must not rescan every reply
+        more = complete_replies(got[seen[1]:])
+        for _ in range(more):
+            seen[1] += 4 + (got[seen[1] + 2] | got[seen[1] + 3] << 8) + 1
+        seen[0] += more
+        return seen[0]
 
     async def until_replies(n: int) -> bool:
         waited = 0
-        while complete_replies(got) < n:
-            await Timer(bit, unit="ns")
-            waited += d
+        while replies() < n:
+            await Timer(10 * d * PERIOD_NS, unit="ns")
+            waited += 10 * d
             if waited > watchdog:
                 return False
         return True
 
     for k in range(len(starts) - 1):
         if wait[k] and not await until_replies(k):
-            error = f"watchdog: no reply to packet {complete_replies(got)} within {watchdog} cycles"
+            error = f"watchdog: no reply to packet {replies()} within {watchdog} cycles"
             break
         for byte in data[starts[k]:starts[k + 1]]:
-            for level in uart_bits(byte):
-                dut.rx.value = level
-                await Timer(bit, unit="ns")
+            if int(dut.h_busy.value):
+                error = "the harness was still sending when the next byte came"
+                break
+            dut.h_data.value = byte
+            dut.h_valid.value = 1
+            await RisingEdge(dut.clk)
+            dut.h_valid.value = 0
+            # the frame's 10 bits, then half a cycle: waits by time, not cycle by cycle (much faster)
+            await Timer((10 * d) * PERIOD_NS + PERIOD_NS // 2, unit="ns")
+        if error:
+            break
     if error is None and not await until_replies(len(starts) - 1):
-        error = f"watchdog: {complete_replies(got)} replies for {len(starts) - 1} packets"
+        error = f"watchdog: {replies()} replies for {len(starts) - 1} packets"
     await ClockCycles(dut.clk, 12 * d)
     with open(os.environ["RSNN_TB_RESULT"], "w") as fh:
         json.dump({"bytes": list(got), "error": error}, fh)
