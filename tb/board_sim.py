@@ -6,6 +6,7 @@ leave the link working. :func:`simulate_board` runs it; the cocotb side is :mod:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import time
 from pathlib import Path
@@ -80,7 +81,7 @@ def build_board_verilog(hw: HardwareParams, divisor: int, timeout: int, out_dir:
     (cached by the RTL and testbench sources)."""
     from rtl.build import _cached, _to_verilog
     root = Path(__file__).parent.parent
-    src = "".join(p.read_text() for p in sorted((root / "rtl").glob("*.py"))) + Path(__file__).read_text()
+    src = "".join(p.read_text() for p in sorted((root / "rtl").glob("*.py"))) + inspect.getsource(HostLine)
     key = repr((src, hw.to_dict(), divisor, timeout))
     path = Path(out_dir) / f"{BOARD_TOP}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.v"
     top = HostLine(hw, divisor, timeout)
@@ -166,7 +167,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"python -m tb.board_sim: {name}: {e}") from None
         pick = np.linspace(0, len(items) - 1, min(a.utterances, len(items))).round().astype(int)
         utts = [features_from_file(items[i].path, model.frontend) for i in pick]
-        r = simulate_board("verilator", model, hw, utts, PROJECT_ROOT / "build" / "board_sim" / name,
+        r = simulate_board("verilator", model, hw, utts, PROJECT_ROOT / "build" / "board_sim",
                            divisor=a.divisor, bad_packets=bad, optimize=True)
         res = {"utterances": [Path(items[i].path).name for i in pick], "labels": [items[i].label for i in pick],
                "frames": len(r["golden"]), "config_packets": r["config_packets"], "packets": r["packets"],
