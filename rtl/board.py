@@ -26,12 +26,35 @@ __all__ = ["LinkEngine", "BoardLink", "crc8_step"]
 ERR_CRC, ERR_LENGTH, ERR_COMMAND, ERR_PAD, ERR_TIMEOUT, ERR_UART = 1, 2, 3, 4, 5, 6
 
 
+def _crc8_columns() -> list:
+    """CRC-8 over one byte is linear over GF(2) in ``crc ^ byte``: output bit ``i`` is the XOR of the input bits in
+    column ``i``, found by running the bitwise algorithm on each unit vector."""
+    cols = [set() for _ in range(8)]
+    for j in range(8):
+        c = 1 << j
+        for _ in range(8):
+            c = ((c << 1) ^ 0x07) & 0xFF if c & 0x80 else (c << 1) & 0xFF
+        for i in range(8):
+            if c >> i & 1:
+                cols[i].add(j)
+    return [sorted(c) for c in cols]
+
+
+_CRC8_COLS = _crc8_columns()
+
+
 def crc8_step(crc, byte):
-    """One byte of CRC-8 (polynomial 0x07, MSB first) as an expression: ``rsnn.board_protocol.crc8``'s step."""
+    """One byte of CRC-8 (polynomial 0x07, MSB first) as an expression: ``rsnn.board_protocol.crc8``'s step, as
+    eight XORs of a few bits each (the shift-and-conditional-XOR loop written as expressions would double its
+    expression tree at each of its eight steps)."""
     c = crc ^ byte
-    for _ in range(8):
-        c = Mux(c[7], (c << 1)[:8] ^ 0x07, (c << 1)[:8])
-    return c
+    bits = []
+    for col in _CRC8_COLS:
+        b = Const(0, 1)
+        for j in col:
+            b = b ^ c[j]
+        bits.append(b)
+    return Cat(*bits)
 
 
 class LinkEngine(wiring.Component):

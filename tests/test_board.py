@@ -162,3 +162,25 @@ def test_the_whole_link_over_uart_lines():
         t += 10 * d - d // 2
     replies = parse_replies(bytes(got))
     assert [c for c, _ in replies] == [REPLY["ACK"]] * 3 + [REPLY["STATUS"]]
+
+
+def test_crc8_step_expression_equals_the_protocol_crc(rng):
+    from amaranth import Signal
+    from amaranth.sim import Simulator
+    from rtl.board import crc8_step
+    a, b = Signal(8), Signal(8)
+    out = Signal(8)
+    from amaranth import Module
+    m = Module()
+    m.d.comb += out.eq(crc8_step(a, b))
+    sim = Simulator(m)
+    pairs = [(int(x), int(y)) for x, y in rng.integers(0, 256, (64, 2))] + [(0, 0), (255, 255), (0x80, 0)]
+
+    async def bench(ctx):
+        for x, y in pairs:
+            ctx.set(a, x)
+            ctx.set(b, y)
+            assert ctx.get(out) == crc8(bytes([y]), crc=x), (x, y)
+
+    sim.add_testbench(bench)
+    sim.run()
