@@ -84,10 +84,13 @@ def build_board_verilog(hw: HardwareParams, divisor: int, timeout: int, out_dir:
     src = "".join(p.read_text() for p in sorted((root / "rtl").glob("*.py"))) + inspect.getsource(HostLine)
     key = repr((src, hw.to_dict(), divisor, timeout))
     path = Path(out_dir) / f"{BOARD_TOP}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.v"
-    top = HostLine(hw, divisor, timeout)
-    ports = [top.h_data, top.h_valid, top.h_busy, top.r_data, top.r_stb, top.r_bad, top.led_ok, top.led_error,
-             top.led_busy]
-    return _cached(path, lambda: _to_verilog(top, BOARD_TOP, ports))
+
+    def make():
+        top = HostLine(hw, divisor, timeout)
+        ports = [top.h_data, top.h_valid, top.h_busy, top.r_data, top.r_stb, top.r_bad, top.led_ok, top.led_error,
+                 top.led_busy]
+        return _to_verilog(top, BOARD_TOP, ports)
+    return _cached(path, make)
 
 
 def simulate_board(sim: str, model: Model, hw: HardwareParams, utterances, work_dir: Path, *, divisor: int = 4,
