@@ -12,7 +12,7 @@ import os
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
 from rsnn.board_protocol import complete_replies
 
@@ -32,12 +32,16 @@ async def board(dut):
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 4)
+    # Every write from here on happens half a cycle away from a rising edge (the clock runs in the simulator
+    # interface, whose edges and our writes would otherwise race): waits are whole periods from this point.
+    await Timer(PERIOD_NS // 2, unit="ns")
     got = bytearray()
     error = None
 
     async def stb_monitor():                   # woken only when a byte arrives (cheap): the edges of r_stb / r_bad
         while True:
             await RisingEdge(dut.r_stb)
+            await ReadOnly()                   # r_data settles in the same time step as r_stb
             got.append(int(dut.r_data.value))
 
     async def bad_monitor():
@@ -75,10 +79,10 @@ async def board(dut):
                 break
             dut.h_data.value = byte
             dut.h_valid.value = 1
-            await RisingEdge(dut.clk)
+            await Timer(PERIOD_NS, unit="ns")      # one rising edge: the harness takes the byte
             dut.h_valid.value = 0
-            # the frame's 10 bits, then half a cycle: waits by time, not cycle by cycle (much faster)
-            await Timer((10 * d) * PERIOD_NS + PERIOD_NS // 2, unit="ns")
+            # the frame's 10 bits of d cycles (the harness is free after them): waits by time, not by cycle
+            await Timer(10 * d * PERIOD_NS, unit="ns")
         if error:
             break
     if error is None and not await until_replies(len(starts) - 1):
