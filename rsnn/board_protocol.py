@@ -31,7 +31,7 @@ meanwhile within the 32 bytes).
 from __future__ import annotations
 
 __all__ = ["SYNC_HOST", "SYNC_BOARD", "CMD", "REPLY", "ERRORS", "crc8", "packet", "config_packets", "frame_packet",
-           "parse_replies", "word_bytes", "session", "result_fields", "complete_replies", "BoardSession"]
+           "parse_replies", "word_bytes", "session", "result_fields", "complete_replies", "BoardSession", "BoardError"]
 
 SYNC_HOST, SYNC_BOARD = 0xA5, 0x5A
 CMD = {"CONFIG": 0x01, "FRAME": 0x02, "STATUS": 0x03}
@@ -154,15 +154,26 @@ def complete_replies(got) -> int:
     return n
 
 
+class BoardError(Exception):
+    """The board answered ERROR (``reason``: a key of :data:`ERRORS`) to packet ``packet``."""
+
+    def __init__(self, reason: int, packet: int):
+        super().__init__(f"the board answered ERROR to packet {packet}: {ERRORS.get(reason, f'reason {reason}')}")
+        self.reason, self.packet = reason, packet
+
+
 class BoardSession:
     """The host side over a byte link (``write(bytes)``; ``read(n)`` returns up to ``n`` bytes, b"" after its
     timeout: a pyserial ``Serial`` or anything alike). :meth:`send` sends packets honouring ``wait`` and returns
-    every reply in order; a reply missing for ``timeout_s`` raises TimeoutError naming the packet."""
+    every reply in order. It stops at the first ERROR reply it sees (:class:`BoardError`, checked as replies come
+    in); a reply missing for ``timeout_s`` (counted from the last complete reply, so a babbling line
+    cannot hold it) raises TimeoutError, or ValueError when what arrived is not well-formed replies."""
 
     def __init__(self, link, timeout_s: float = 2.0):
         self.link, self.timeout_s = link, timeout_s
         self.got = bytearray()
         self._scan = (0, 0)            # (replies, bytes) already counted in `got`
+        self._checked = (0, 0)         # (replies, bytes) already checked for ERROR
 
     def _count(self) -> int:
         n, i = self._scan
@@ -174,16 +185,30 @@ class BoardSession:
             self._scan = (n, i)
         return n
 
+    def _check_errors(self) -> None:
+        """Raise BoardError for the first ERROR among the complete replies not checked yet."""
+        n, i = self._scan
+        k0, j0 = self._checked
+        for k, (code, payload) in enumerate(parse_replies(bytes(self.got[j0:i])), start=k0):
+            if code == REPLY["ERROR"]:
+                raise BoardError(payload[0] if payload else 0, k)
+        self._checked = (n, i)
+
     def _until(self, n: int, what: str) -> None:
         import time
         deadline = time.monotonic() + self.timeout_s
-        while self._count() < n:
+        seen = self._count()
+        while seen < n:
             chunk = self.link.read(256)
             if chunk:
                 self.got.extend(chunk)
-                deadline = time.monotonic() + self.timeout_s
+                now = self._count()
+                if now > seen:
+                    seen, deadline = now, time.monotonic() + self.timeout_s
             elif time.monotonic() > deadline:
-                raise TimeoutError(f"no reply to {what} within {self.timeout_s:g} s ({self._count()} replies so far)")
+                parse_replies(bytes(self.got))     # raises ValueError when the bytes are not replies
+                raise TimeoutError(f"no reply to {what} within {self.timeout_s:g} s ({seen} replies so far)")
+        self._check_errors()
 
     def send(self, packets, wait, progress=None) -> list:
         for k, (p, w) in enumerate(zip(packets, wait)):
@@ -193,6 +218,8 @@ class BoardSession:
             waiting = getattr(self.link, "in_waiting", 0)    # drain the replies as they come (pyserial)
             if waiting:
                 self.got.extend(self.link.read(waiting))
+                self._count()
+                self._check_errors()
             if progress:
                 progress(k + 1, len(packets))
         self._until(len(packets), f"packet {len(packets) - 1}")

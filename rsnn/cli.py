@@ -443,7 +443,7 @@ def rtl_run(model: Model, hw: HardwareParams, feats: list, simulators, work_dir:
 def cmd_board(args) -> int:
     """Talk to the board (rtl/icebreaker.py) over its UART, or write the byte stream (--dry-run)."""
     from golden.image import load_image
-    from rsnn.board_protocol import ERRORS, REPLY, BoardSession, result_fields, session
+    from rsnn.board_protocol import REPLY, BoardError, BoardSession, result_fields, session
     from rtl.icebreaker import BAUD, board_hardware, divisor_for
     if not args.timeout > 0:
         raise CliError(f"--timeout must be a positive number of seconds, not {args.timeout}")
@@ -472,8 +472,12 @@ def cmd_board(args) -> int:
     n_cfg = len(writes) if writes is not None else 0
     if out is not None:
         tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        tmp.write_bytes(b"".join(packets))
-        os.replace(tmp, out)
+        try:
+            tmp.write_bytes(b"".join(packets))
+            os.replace(tmp, out)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise CliError(f"--dry-run {args.dry_run} cannot be written: {e.strerror}") from None
         print(f"{desc}: {n_cfg} CONFIG + {len(packets) - n_cfg} FRAME packets, {n_bytes:,} bytes "
               f"({n_bytes * 10 / args.baud:.1f} s at {args.baud} baud, 8N1); wrote {args.dry_run}")
         return 0
@@ -490,6 +494,8 @@ def cmd_board(args) -> int:
         with link:
             link.reset_input_buffer()
             replies = BoardSession(link, args.timeout).send(packets, wait)
+    except BoardError as e:
+        raise CliError(str(e)) from None
     except TimeoutError as e:
         raise CliError(f"{e}: is the bitstream loaded (iceprog build/fpga/rsnn_icebreaker.bin), the port "
                        f"{args.port} the board's UART and the rate {args.baud} baud?") from None
@@ -497,14 +503,17 @@ def cmd_board(args) -> int:
         raise CliError(f"--port {args.port}: {e}") from None
     except ValueError as e:
         raise CliError(f"the board's replies are malformed: {e}") from None
-    errors = [p[0] for c, p in replies if c == REPLY["ERROR"]]
-    if errors:
-        raise CliError(f"the board answered ERROR: {', '.join(ERRORS.get(e, str(e)) for e in errors)}")
-    flags = [p[0] for c, p in replies if c == REPLY["ACK"]]
-    if flags and flags[-1]:
-        raise CliError(f"the board's status flags are 0x{flags[-1]:02x} after the load: the model was not taken "
+    flags = [p[0] if p else None for c, p in replies if c == REPLY["ACK"]]
+    if flags and flags[-1] != 0:
+        raise CliError(f"the board's status flags are {flags[-1]} after the load: the model was not taken "
                        "(see golden/image.py FLAGS)")
     results = [result_fields(p, hw) for c, p in replies if c == REPLY["RESULT"]]
+    if len(results) != sum(len(f) for f in feats):
+        raise CliError(f"the board sent {len(results)} results for {sum(len(f) for f in feats)} frames")
+    refused = [r for r in results if not r["ran"]]
+    if refused:
+        raise CliError(f"the board did not run {len(refused)} frames (status flags {refused[0]['status']:#x}): no "
+                       "model loaded (--no-load) or a bad configuration; load it again without --no-load")
     golden = run_batch(model, feats)
     i = 0
     for b, (path, f) in enumerate(zip(args.files, feats)):
@@ -512,7 +521,7 @@ def cmd_board(args) -> int:
         i += len(f)
         d = res[-1]["decision"]
         line = {"path": str(path), "label": model.labels[d] if d < len(model.labels) else None, "decision": d,
-                "frames": len(f), "ran": all(r["ran"] for r in res), "golden_decision": int(golden[b].decision),
+                "frames": len(f), "golden_decision": int(golden[b].decision),
                 "equals_golden": [r["decision"] for r in res] == [int(np.argmax(golden.readout[b, k]))
                                                                   for k in range(len(f))]}
         print(json.dumps(line))

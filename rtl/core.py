@@ -577,7 +577,7 @@ class Core(wiring.Component):
             m.d.sync += lk_pf[p].eq(leaky(Mux(is_fresh, 0, sr_.data[p])))
         # Operand isolation: the update logic sees the accumulators only in a sweep cycle (u_valid), so it does
         # not toggle with every accumulator read of the RUN phase (less switching; much faster event-driven
-        # simulation).
+        # simulation). The prefetched state (lk_pf) changes only when the state read moves to another chunk.
         acc_in = Signal(acc.word)
         m.d.comb += acc_in.eq(Mux(u_valid, acc.sw_data, 0))
         new_state = Signal(data.ArrayLayout(signed(sbm), P))
@@ -601,10 +601,13 @@ class Core(wiring.Component):
                     wrapped = Signal(signed(sbm + 2), name=f"wrap{p}_{t}")
                     m.d.comb += wrapped.eq(((tot_t - smin) & (2 * smax + 1)) + smin)
                     m.d.comb += sat.eq(wrapped)
-                    reached, sub = (sat > th) if fault == "fire_above" else (sat >= th), sat - th
+                    reached, sub = sat >= th, sat - th
+                elif fault == "fire_above":          # the fault as described: v > threshold, on the saturated v
+                    m.d.comb += sat.eq(Mux(over, smax, Mux(tot_t < smin, smin, tot_t)))
+                    reached, sub = sat > th, sat - th
                 else:
                     m.d.comb += sat.eq(Mux(over, smax, Mux(tot_t < smin, smin, tot_t)))
-                    reached = (tot_t > th) if fault == "fire_above" else (tot_t >= th)
+                    reached = tot_t >= th
                     sub = Mux(over, smax_th, tot_t - th)
                 f = fired[t][p]
                 m.d.comb += f.eq(reached & lanes[p] & (t < Tr))
@@ -616,10 +619,10 @@ class Core(wiring.Component):
                     tot0, sat0 = tot_t, sat
             # readout: u + the sum over the steps of the accumulators, one saturation. Its state is lk_pf (its
             # leak register is 0), so the sum starts from step 0's; with T = 1 it is step 0's saturated sum.
-            if T == 1:
+            if T == 1 and fault != "no_saturation":     # the fault wraps the layers' potentials only
                 ro_new = sat0
             else:
-                tot = tot0 + sum(Mux(t < Tr, acc_in[t][p], 0) for t in range(1, T))
+                tot = tot0 + sum((Mux(t < Tr, acc_in[t][p], 0) for t in range(1, T)), Const(0, 1))
                 ro_new = Mux(tot > smax, smax, Mux(tot < smin, smin, tot))
             m.d.comb += new_state[p].eq(Mux(u_ro, ro_new, cur))
         # argmax of the chunk's new readout potentials (lowest index wins a tie), against the running best

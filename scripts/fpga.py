@@ -32,7 +32,6 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from golden.image import check_fits  # noqa: E402
 from golden.modelfile import load_model  # noqa: E402
 from golden.params import HardwareParams, ParamError  # noqa: E402
-from golden.sparse import block_addr_bits  # noqa: E402,F401
 from rtl.core import core_layouts  # noqa: E402
 from rtl.icebreaker import BAUD, CLOCK_HZ, ICEBreakerTop, board_hardware, divisor_for, icebreaker_platform  # noqa: E402
 
@@ -184,6 +183,7 @@ def main(argv=None) -> int:
     b = build(hw, a.baud, a.seeds, a.build_dir, a.synth_opts)
     util = b["runs"][0]["utilization"]
     fm = [r["fmax_mhz"] for r in b["runs"] if r["fmax_mhz"]]
+    seed1 = b["runs"][0]["fmax_mhz"]          # the bitstream's placement
     used = {"logic_cells": util.get("ICESTORM_LC", {}).get("used"), "flip_flops": b["flip_flops"],
             "ebr": util.get("ICESTORM_RAM", {}).get("used"), "spram": util.get("ICESTORM_SPRAM", {}).get("used")}
     fits = bool(fm) and all(v["used"] <= v["available"] for v in util.values())
@@ -200,8 +200,10 @@ def main(argv=None) -> int:
            "hardware": hw.to_dict(), "synth_opts": a.synth_opts, "baud": a.baud, "uart_divisor": divisor_for(a.baud),
            "used": used, "available": {k: UP5K[k] for k in used}, "utilization": util, "fits": fits,
            "clock_constraint_mhz": CLOCK_HZ / 1e6,
-           "fmax_mhz": {"per_seed": fm, "min": min(fm) if fm else None, "median": med, "max": max(fm) if fm else None},
-           "meets_clock": bool(med and med >= CLOCK_HZ / 1e6),
+           "fmax_mhz": {"per_seed": fm, "seeds": [r["seed"] for r in b["runs"] if r["fmax_mhz"]],
+                        "min": min(fm) if fm else None, "median": med, "max": max(fm) if fm else None,
+                        "bitstream": seed1},
+           "meets_clock": bool(med and med >= CLOCK_HZ / 1e6 and seed1 and seed1 >= CLOCK_HZ / 1e6),
            "memory": memory_choice(hw), "models": models,
            "errors": [r["error"] for r in b["runs"] if r.get("error")],
            "bitstream": str(bitstream.relative_to(PROJECT_ROOT)) if bitstream.exists() else None,
@@ -212,7 +214,7 @@ def main(argv=None) -> int:
     a.json.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps({k: res[k] for k in ("used", "available", "fits", "fmax_mhz", "models", "bitstream")}, indent=1))
     print(f"wrote {a.json}")
-    return 0 if fits and res["bitstream"] else 1
+    return 0 if fits and res["bitstream"] and res["meets_clock"] else 1
 
 
 if __name__ == "__main__":
