@@ -246,13 +246,15 @@ def test_resets_mid_frame_keep_the_loaded_model(tmp_path, rng):
 
 
 @sim
-def test_saturation_at_the_widest_state_format(tmp_path, rng):
+@pytest.mark.parametrize("threshold", [32767, 1000])
+def test_saturation_at_the_widest_state_format(threshold, tmp_path, rng):
     """Layers and readout at the core's widest state format, pushed into saturation both ways (large shifts,
-    dense weights, no leak): exact."""
+    dense weights, no leak): exact. Layer 0 fires from saturation and resets by subtraction, with its threshold
+    at the top of the range (smax - threshold = 0) and below it (the core's registered smax - threshold)."""
     from tb.core_runner import compare_core, simulate_core
     from golden.network import run_batch
     net = NetworkParams(n_features=10, time_steps=2, layers=(
-        LayerParams(size=20, state_bits=16, threshold=32767, leak_shift=0, in_shift=4, rec_shift=5),
+        LayerParams(size=20, state_bits=16, threshold=threshold, leak_shift=0, in_shift=4, rec_shift=5),
         LayerParams(size=9, state_bits=16, threshold=1, leak_shift=1, reset=ResetMode.ZERO, in_shift=7)),
         readout=ReadoutParams(size=4, state_bits=16, in_shift=7)).validate()
     model = random_model(net, seed=8, density=0.9)
@@ -261,7 +263,9 @@ def test_saturation_at_the_widest_state_format(tmp_path, rng):
     l1 = model.layers[1]
     l1.w_in[:] = 7
     model.w_out[:, 0], model.w_out[:, 1] = 7, -8
-    utts = [np.full((6, 10), 15), rng.integers(0, 16, (5, 10))]
+    # the last utterance saturates, then goes silent: what the saturated neurons keep after their reset decides
+    # whether they go on firing (the state itself is not in the output word)
+    utts = [np.full((6, 10), 15), rng.integers(0, 16, (5, 10)), np.vstack([np.full((2, 10), 15), np.zeros((20, 10), int)])]
     saturated = set()
 
     def observe(f, l, t, total, v, active):
