@@ -284,7 +284,7 @@ def check_output(spec, inputs=(), option: str = "--json", default=None) -> Path:
     except OSError as e:
         raise CliError(f"{option} {spec} cannot be checked: {e.strerror}") from None
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise CliError(f"{option} {spec} is {file_kind(st.st_mode)}, not a regular file; give a path to a .json "
+        raise CliError(f"{option} {spec} is {file_kind(st.st_mode)}, not a regular file; give a path to a "
                        "file")
     parent = target.parent
     if not parent.is_dir():
