@@ -18,7 +18,8 @@ Registers (``l`` = layer): ``0x00`` CLEAR (any write clears the sticky flags), `
 TIME_STEPS, ``0x03`` N_FEATURES, ``0x04`` N_CLASSES, ``0x05`` READOUT_BITS, ``0x06`` READOUT_SHIFT, ``0x07``
 OUT_INDEX_BASE, and per layer at ``0x10 + 0x10 * l``: ``+0`` SIZE, ``+1`` STATE_BITS, ``+2`` THRESHOLD, ``+3``
 LEAK_SHIFT, ``+4`` RESET (0 subtract, 1 zero), ``+5`` IN_SHIFT, ``+6`` REC_SHIFT, ``+7`` IN_INDEX_BASE, ``+8``
-REC_INDEX_BASE. Every register starts at 0 (so a core that was never configured reports BAD_CONFIG).
+REC_INDEX_BASE, ``+9`` SPIKE_LEVELS (``D``: 1 binary spikes, up to ``max_spike_level``; ``D > 1`` needs
+TIME_STEPS = 1). Every register starts at 0 (so a core that was never configured reports BAD_CONFIG).
 
 Status flags (bit: name), on the ``status`` port and in every result word:
 
@@ -48,7 +49,7 @@ REGION_REGS, REGION_INDEX, REGION_BLOCKS = 0, 1, 2
 GLOBAL_REGS = {"CLEAR": 0x00, "N_LAYERS": 0x01, "TIME_STEPS": 0x02, "N_FEATURES": 0x03, "N_CLASSES": 0x04,
                "READOUT_BITS": 0x05, "READOUT_SHIFT": 0x06, "OUT_INDEX_BASE": 0x07}
 LAYER_REGS = {"SIZE": 0, "STATE_BITS": 1, "THRESHOLD": 2, "LEAK_SHIFT": 3, "RESET": 4, "IN_SHIFT": 5,
-              "REC_SHIFT": 6, "IN_INDEX_BASE": 7, "REC_INDEX_BASE": 8}
+              "REC_SHIFT": 6, "IN_INDEX_BASE": 7, "REC_INDEX_BASE": 8, "SPIKE_LEVELS": 9}
 FLAGS = ("BAD_ADDRESS", "BAD_VALUE", "BAD_POINTER", "BAD_CHUNK", "BAD_CONFIG")
 LAYER_STRIDE = 0x10
 
@@ -85,7 +86,8 @@ def register_widths(hw: HardwareParams) -> dict:
          "SIZE": _bits(hw.max_neurons + 1), "STATE_BITS": _bits(hw.max_state_bits + 1),
          "THRESHOLD": hw.max_state_bits - 1, "LEAK_SHIFT": _bits(hw.max_state_bits), "RESET": 1,
          "IN_SHIFT": _bits(hw.max_shift + 1), "REC_SHIFT": _bits(hw.max_shift + 1),
-         "IN_INDEX_BASE": _bits(hw.index_rows + 1), "REC_INDEX_BASE": _bits(hw.index_rows + 1)}
+         "IN_INDEX_BASE": _bits(hw.index_rows + 1), "REC_INDEX_BASE": _bits(hw.index_rows + 1),
+         "SPIKE_LEVELS": _bits(hw.max_spike_level + 1)}
     return w
 
 
@@ -119,7 +121,7 @@ def registers_of(net: NetworkParams, sw: SparseWeights) -> dict:
         vals = {"SIZE": lp.size, "STATE_BITS": lp.state_bits, "THRESHOLD": lp.threshold,
                 "LEAK_SHIFT": lp.leak_shift, "RESET": int(lp.reset is ResetMode.ZERO), "IN_SHIFT": lp.in_shift,
                 "REC_SHIFT": lp.rec_shift, "IN_INDEX_BASE": sw.matrices[f"in{l}"].index_base,
-                "REC_INDEX_BASE": sw.matrices[f"rec{l}"].index_base}
+                "REC_INDEX_BASE": sw.matrices[f"rec{l}"].index_base, "SPIKE_LEVELS": lp.spike_levels}
         regs.update({f"{k}.{l}": v for k, v in vals.items()})
     return regs
 
@@ -217,6 +219,10 @@ def config_errors(regs: dict, hw: HardwareParams) -> list:
         fan_in = regs["N_FEATURES"] if l == 0 else regs[f"SIZE.{l - 1}"]
         rng(f"IN_INDEX_BASE.{l}", 0, hw.index_rows - fan_in)
         rng(f"REC_INDEX_BASE.{l}", 0, hw.index_rows - regs[f"SIZE.{l}"])
+        rng(f"SPIKE_LEVELS.{l}", 1, hw.max_spike_level)
+        if regs[f"SPIKE_LEVELS.{l}"] > 1 and regs["TIME_STEPS"] > 1:
+            err.append(f"SPIKE_LEVELS.{l} = {regs[f'SPIKE_LEVELS.{l}']} with TIME_STEPS = {regs['TIME_STEPS']}: "
+                       "multi-level spikes run at TIME_STEPS = 1")
     if 1 <= L <= hw.max_layers:
         rng("OUT_INDEX_BASE", 0, hw.index_rows - regs[f"SIZE.{L - 1}"])
     return err
@@ -237,7 +243,8 @@ def model_from_image(writes, hw: HardwareParams, template: Model) -> Model:
     layers = tuple(LayerParams(size=r[f"SIZE.{l}"], state_bits=r[f"STATE_BITS.{l}"], threshold=r[f"THRESHOLD.{l}"],
                                leak_shift=r[f"LEAK_SHIFT.{l}"],
                                reset=ResetMode.ZERO if r[f"RESET.{l}"] else ResetMode.SUBTRACT,
-                               in_shift=r[f"IN_SHIFT.{l}"], rec_shift=r[f"REC_SHIFT.{l}"]) for l in range(L))
+                               in_shift=r[f"IN_SHIFT.{l}"], rec_shift=r[f"REC_SHIFT.{l}"],
+                               spike_levels=r[f"SPIKE_LEVELS.{l}"]) for l in range(L))
     net = NetworkParams(n_features=r["N_FEATURES"], layers=layers,
                         readout=ReadoutParams(size=r["N_CLASSES"], state_bits=r["READOUT_BITS"],
                                               in_shift=r["READOUT_SHIFT"]),

@@ -1,12 +1,13 @@
 """The model file: a versioned, compressed, self-describing container for a :class:`golden.model.Model`.
 
-Format ``rsnn-model`` version 1 is a NumPy ``.npz`` archive (zip, deflate) holding only plain arrays (never
+Format ``rsnn-model`` version 1 (binary spikes) or 2 (a layer may set ``spike_levels``, multi-level spikes; the
+only difference) is a NumPy ``.npz`` archive (zip, deflate) holding only plain arrays (never
 pickles):
 
 =====================  =========  =====================================================================
 array                  dtype      content
 =====================  =========  =====================================================================
-``header``             uint8      UTF-8 JSON: ``{"format": "rsnn-model", "version": 1, "network": {..},
+``header``             uint8      UTF-8 JSON: ``{"format": "rsnn-model", "version": 1 or 2, "network": {..},
                                   "frontend": {..}, "labels": [..], "meta": {..}}`` (see golden.params)
 ``<m>.nzmask``         uint8      for weight matrix ``<m>`` (``l0.w_in``, ``l0.w_rec``, .., ``out.w``):
                                   the bitmap of its non-zero weights, row-major, ``np.packbits`` order
@@ -44,7 +45,11 @@ __all__ = ["FORMAT", "VERSION", "ModelFileError", "save_model", "load_model", "m
            "model_from_bytes"]
 
 FORMAT = "rsnn-model"
-VERSION = 1
+#: The version this golden writes for a model with multi-level spikes (a layer's ``spike_levels`` > 1). A model
+#: of binary spikes is written as version 1, which is the same format without that field, so that readers of
+#: version 1 read it and its bytes stay what they were. Both versions are read.
+VERSION = 2
+VERSIONS = (1, 2)
 MAX_MODEL_BYTES = 64 << 20
 MAX_HEADER_BYTES = 1 << 20
 MAX_HEADER_DEPTH = 32
@@ -80,7 +85,8 @@ def _unpack_codes(packed: np.ndarray, bits: int, n: int) -> np.ndarray:
 def model_to_bytes(model: Model) -> bytes:
     model.validate()
     net = model.network
-    header = {"format": FORMAT, "version": VERSION, "network": net.to_dict(),
+    version = VERSION if any(lp.spike_levels > 1 for lp in net.layers) else 1
+    header = {"format": FORMAT, "version": version, "network": net.to_dict(),
               "frontend": model.frontend.to_dict(), "labels": list(model.labels), "meta": model.meta}
     arrays = {"header": np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)}
     wf = net.weight_format
@@ -229,9 +235,10 @@ def _from_zip(zf: zipfile.ZipFile, infos: list, name: str, bad: str) -> Model:
         raise ModelFileError(f"{bad}: its header JSON nests more than {MAX_HEADER_DEPTH} levels deep")
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{bad}: header.format is {header.get('format') if isinstance(header, dict) else header!r}")
-    if header.get("version") != VERSION:
-        raise ModelFileError(f"{name}: model file version {header.get('version')!r} is not supported (this "
-                             f"golden reads version {VERSION}); re-export the model with this version")
+    version = header.get("version")
+    if isinstance(version, bool) or version not in VERSIONS:
+        raise ModelFileError(f"{name}: model file version {version!r} is not supported (this golden reads "
+                             f"versions {', '.join(map(str, VERSIONS))}); re-export the model with this version")
     missing = {"network", "frontend", "labels", "meta"} - set(header)
     if missing:
         raise ModelFileError(f"{name}: header lacks {sorted(missing)}")
@@ -240,6 +247,10 @@ def _from_zip(zf: zipfile.ZipFile, infos: list, name: str, bad: str) -> Model:
         fe = FrontEndParams.from_dict(header["frontend"], "frontend")
     except ParamError as e:
         raise ModelFileError(f"{name}: {e}") from None
+    if version == 1 and any(lp.spike_levels != 1 for lp in net.layers):
+        raise ModelFileError(f"{name}: a version 1 model file has binary spikes only, but its header sets "
+                             "spike_levels; multi-level spikes need version 2 (write it with "
+                             "golden.modelfile.save_model)")
     if not isinstance(header["labels"], list):
         raise ModelFileError(f"{name}: header.labels must be a list, not {header['labels']!r}")
     shell = Model(net, [], np.zeros(0), tuple(header["labels"]), fe, header["meta"])

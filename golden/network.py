@@ -7,8 +7,9 @@ reference (:mod:`golden.reference`) and the RTL (``rtl/``) cite it; where they d
 
 Notation: frames ``f = 0 .. F-1`` (one every 10 ms), time steps ``t = 0 .. T-1`` within a frame, recurrent layers
 ``l = 0 .. L-1`` then the readout. ``x[f]`` is the frame's integer feature vector. ``a_{-1}[f, t] = x[f]`` for
-every ``t`` (the frame is presented at each of its time steps); ``a_l[f, t] = s_l[f, t]``, layer ``l``'s binary
-spikes. All potentials and spikes start at zero (``s_l[-1, t] = 0``).
+every ``t`` (the frame is presented at each of its time steps); ``a_l[f, t] = s_l[f, t]``, layer ``l``'s spikes:
+binary (0 or 1) when its ``spike_levels`` ``D`` is 1, else multi-level (an integer ``0 .. D``, the payload of its
+event). All potentials and spikes start at zero (``s_l[-1, t] = 0``).
 
 For each frame ``f``, layers are processed in order ``l = 0, 1, .., L-1``, then the readout. Layer ``l``:
 
@@ -28,9 +29,13 @@ For each frame ``f``, layers are processed in order ``l = 0, 1, .., L-1``, then 
 
        v = leak(v, leak_shift)              # v - (v >> leak_shift); leak_shift = 0: no leak     (golden.arith)
        v = saturate(v + acc[t, j])          # to the signed state_bits format, once per time step
-       s_l[f, t, j] = (v >= threshold)      # fire
-       if s_l[f, t, j]:
-           v = v - threshold   (reset = subtract)    or    v = 0   (reset = zero)
+       k = clip(floor(v / threshold), 0, D) # fire: D = spike_levels; D = 1 gives k = (v >= threshold)
+       s_l[f, t, j] = k
+       if k > 0:
+           v = v - k * threshold   (reset = subtract)    or    v = 0   (reset = zero)
+
+   A multi-level spike (``D > 1``, seeds 002/003) carries in one event what binary spikes would need ``k`` time
+   steps for; it costs a payload on the event and a reset by ``k`` thresholds.
 
    The state is read once and written once per frame: the T steps run back to back in the neuron unit.
 
@@ -82,7 +87,7 @@ class Trace:
 
     Members
     -------
-    spikes : list of uint8 arrays (F, T, N_l), one per recurrent layer
+    spikes : list of uint8 arrays (F, T, N_l), one per recurrent layer (the spike level: 0 / 1 for binary spikes)
     readout : int64 array (F, C), the class potentials after each frame
     potentials : int64 array (C,), after the last frame
     decision : int, argmax of ``potentials`` (lowest index on a tie)
@@ -222,12 +227,12 @@ def run_batch(model: Model, utterances, observe=None) -> BatchTrace:
                 vv = np.clip(total, fmt.min, fmt.max)
                 if observe is not None:
                     observe(f, l, t, total, vv, active)
-                fired = vv >= lp.threshold
-                s[:, t] = fired
+                k = np.clip(vv // lp.threshold, 0, lp.spike_levels)
+                s[:, t] = k
                 if lp.reset is ResetMode.SUBTRACT:
-                    vv = np.where(fired, vv - lp.threshold, vv)
+                    vv = vv - k * lp.threshold
                 else:
-                    vv = np.where(fired, 0, vv)
+                    vv = np.where(k > 0, 0, vv)
             s *= active[:, None, None]
             v[l] = np.where(active[:, None], vv, v[l])
             s_prev[l] = s

@@ -135,6 +135,11 @@ class LayerParams(_Json):
         ``subtract`` (``v -= threshold``) or ``zero`` (``v = 0``) after a spike.
     in_shift, rec_shift : int
         Power-of-two scale of the input and of the recurrent weights: a weight ``w`` adds ``w * payload << shift``.
+    spike_levels : int
+        ``D``, the largest spike: a neuron emits ``k = clip(floor(v / threshold), 0, D)`` and its potential drops by
+        ``k`` thresholds (or to zero). 1 (the default) is the binary spike; ``D > 1`` is a multi-level spike,
+        an event whose payload is ``k``. Written by :meth:`to_dict` only when not 1, so that a model file of
+        binary spikes keeps its bytes (and its format version 1).
     """
 
     size: int
@@ -144,8 +149,17 @@ class LayerParams(_Json):
     reset: ResetMode = ResetMode.SUBTRACT
     in_shift: int = 0
     rec_shift: int = 0
+    spike_levels: int = 1
 
     _FIELD_TYPES = {"reset": ResetMode}
+    #: the largest ``spike_levels`` the spec allows (a payload of at most 4 bits)
+    MAX_SPIKE_LEVELS = 15
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if out["spike_levels"] == 1:
+            del out["spike_levels"]
+        return out
 
     @property
     def state_format(self) -> IntFormat:
@@ -160,6 +174,7 @@ class LayerParams(_Json):
             raise ParamError(f"{where}.reset must be one of {[m.value for m in ResetMode]}, not {self.reset!r}")
         _int(f"{where}.in_shift", self.in_shift, 0, 16)
         _int(f"{where}.rec_shift", self.rec_shift, 0, 16)
+        _int(f"{where}.spike_levels", self.spike_levels, 1, self.MAX_SPIKE_LEVELS)
         return self
 
 
@@ -242,13 +257,13 @@ class NetworkParams(_Json):
         """The exact range of one time step's input sum into layer ``layer`` (``len(layers)``: the readout's
         per-frame sum), over every possible input and weight. An accumulator this wide never overflows."""
         wmin, wmax = self.weight_format.min, self.weight_format.max
-        pmax = self.feature_format.max if layer == 0 else 1
+        pmax = self.feature_format.max if layer == 0 else self.layers[layer - 1].spike_levels
         if layer == len(self.layers):
-            n = self.fan_in(layer) * self.time_steps * (1 << self.readout.in_shift)
+            n = self.fan_in(layer) * pmax * self.time_steps * (1 << self.readout.in_shift)
             return wmin * n, wmax * n
         lp = self.layers[layer]
         ff = self.fan_in(layer) * pmax * (1 << lp.in_shift)
-        rec = lp.size * (1 << lp.rec_shift)
+        rec = lp.size * lp.spike_levels * (1 << lp.rec_shift)
         return wmin * (ff + rec), wmax * (ff + rec)
 
     def acc_bits(self, layer: int) -> int:
@@ -390,6 +405,11 @@ class HardwareParams(_Json):
         (:meth:`NetworkParams.acc_bits`) fits.
     max_shift : int
         Largest input / recurrent / readout power-of-two shift its datapath applies.
+    max_spike_level : int
+        Largest ``spike_levels`` (``D``) of a layer it runs: its spike memory holds ``bits(D)`` bits per neuron
+        and step. A multi-level layer (``D > 1``) runs only in a model of ``time_steps = 1``: the core makes one
+        event per active source, while golden makes one per distinct level when a source's level changes
+        across the steps of a frame (:func:`golden.events.frame_events`).
 
     The last four are used only by the configurable core (``rtl/core.py``); the model-specific accelerator of
     ``rtl/accel.py`` sizes those memories from its model at elaboration.
@@ -409,6 +429,7 @@ class HardwareParams(_Json):
     index_rows: int = 576
     acc_bits: int = 20
     max_shift: int = 7
+    max_spike_level: int = 1
 
     def validate(self, where: str = "hardware") -> "HardwareParams":
         _int(f"{where}.pe_count", self.pe_count, 1, 256)
@@ -425,7 +446,16 @@ class HardwareParams(_Json):
         _int(f"{where}.index_rows", self.index_rows, 1, 1 << 16)
         _int(f"{where}.acc_bits", self.acc_bits, 2, 48)
         _int(f"{where}.max_shift", self.max_shift, 0, 16)
+        _int(f"{where}.max_spike_level", self.max_spike_level, 1, LayerParams.MAX_SPIKE_LEVELS)
+        if self.max_spike_level >= 1 << self.max_feature_bits:
+            raise ParamError(f"{where}.max_spike_level = {self.max_spike_level} does not fit the "
+                             f"{self.max_feature_bits}-bit event payload (max_feature_bits)")
         return self
+
+    @property
+    def spike_bits(self) -> int:
+        """Bits of one neuron's spike level in the spike memory."""
+        return self.max_spike_level.bit_length()
 
     def check(self, net: NetworkParams) -> None:
         """Raise :class:`ParamError` naming the first network field that this hardware cannot run."""
@@ -440,6 +470,8 @@ class HardwareParams(_Json):
         for i, lp in enumerate(net.layers):
             checks.append((f"layers[{i}].size", lp.size, self.max_neurons, "max_neurons"))
             checks.append((f"layers[{i}].state_bits", lp.state_bits, self.max_state_bits, "max_state_bits"))
+            checks.append((f"layers[{i}].spike_levels", lp.spike_levels, self.max_spike_level,
+                           "max_spike_level"))
         for name, value, limit, hw_name in checks:
             if value > limit:
                 raise ParamError(f"network.{name} = {value} does not fit this hardware "
@@ -447,6 +479,11 @@ class HardwareParams(_Json):
         if net.weight_bits != self.weight_bits:
             raise ParamError(f"network.weight_bits = {net.weight_bits} differs from hardware.weight_bits = "
                              f"{self.weight_bits}")
+        multi = [i for i, lp in enumerate(net.layers) if lp.spike_levels > 1]
+        if multi and net.time_steps > 1:
+            raise ParamError(f"network.layers[{multi[0]}].spike_levels = {net.layers[multi[0]].spike_levels} with "
+                             f"network.time_steps = {net.time_steps}: the hardware runs multi-level spikes only at "
+                             "time_steps = 1 (one event per active source)")
 
 
 def default_network(n_features: int = 32, hidden: tuple = (128, 128), n_classes: int = 10,

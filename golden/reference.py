@@ -132,10 +132,14 @@ def run_reference(model: Model, frames) -> dict:
                 vj = v[l][j]
                 for t in range(T):
                     vj = _clamp(_leak(vj, lp.leak_shift) + acc[t][j], lp.state_bits)
-                    if vj >= lp.threshold:
-                        spikes[t][j] = 1
+                    # fire: count the thresholds reached, one at a time, up to spike_levels (no division)
+                    level = 0
+                    while level < lp.spike_levels and vj >= (level + 1) * lp.threshold:
+                        level += 1
+                    if level > 0:
+                        spikes[t][j] = level
                         if lp.reset == ResetMode.SUBTRACT:
-                            vj -= lp.threshold
+                            vj -= level * lp.threshold
                         elif lp.reset == ResetMode.ZERO:
                             vj = 0
                         else:  # pragma: no cover - validate() admits only the two

@@ -28,7 +28,7 @@ from amaranth.lib.data import StructLayout
 from amaranth.lib.wiring import In, Out
 
 from golden.model import Model
-from golden.params import HardwareParams, NetworkParams, ResetMode
+from golden.params import HardwareParams, NetworkParams, ParamError, ResetMode
 
 from .layout import COUNTER_BITS, HW_COUNTERS, MemoryMap, OutputLayout, ceil_div, event_depth, event_fields
 
@@ -161,6 +161,11 @@ class Accelerator(wiring.Component):
             net.validate()
             hw.validate()
             hw.check(net)
+            multi = [i for i, lp in enumerate(net.layers) if lp.spike_levels > 1]
+            if multi:
+                raise ParamError(f"network.layers[{multi[0]}].spike_levels = {net.layers[multi[0]].spike_levels}: "
+                                 "the first accelerator (rtl/accel.py) runs binary spikes only; multi-level "
+                                 "spikes run on the configurable core (rtl/core.py)")
             self.mmap = MemoryMap(net, hw)
             self.init_words = self.mmap.words(model) if model is not None else None
         except Exception:

@@ -56,8 +56,13 @@ def energy(sim: dict, hw_words_bits: int) -> dict:
     if not sims:
         raise ReportError("sim.json has no RTL run (it was made with --no-rtl): run `make sim`")
     name, run = next(iter(sims.items()))
-    c, frames = run["counters_total"], run["frames"]
-    P = sim["hardware"]["pe_count"]
+    return energy_from_counters(run["counters_total"], run["frames"], sim["hardware"]["pe_count"], hw_words_bits,
+                                f"RTL counters of `make sim` on {name} ({run['frames']} frames)")
+
+
+def energy_from_counters(c: dict, frames: int, P: int, hw_words_bits: int, source: str) -> dict:
+    """Activity-based energy per frame from counter totals over ``frames`` frames (the core's counters: golden's
+    plus ``weight_words``, the stored blocks read), for a weight memory of ``hw_words_bits`` bits and ``P`` PEs."""
     word_kb = hw_words_bits / 8 / 1024
     e_word = ENERGY_PJ["sram64_32kb"] if word_kb > 8 else ENERGY_PJ["sram64_8kb"]
     scale = P * 4 / 64                                     # our weight word is P x 4 bits; the table's is 64
@@ -69,7 +74,7 @@ def energy(sim: dict, hw_words_bits: int) -> dict:
     }
     per_frame = {k: v / frames for k, v in parts.items()}
     total = sum(per_frame.values())
-    return {"from": f"RTL counters of `make sim` on {name} ({frames} frames)", "pj_per_frame": per_frame,
+    return {"from": source, "pj_per_frame": per_frame,
             "total_pj_per_frame": total, "power_w_at_realtime": total * 1e-12 * 100,
             "assumptions": [ENERGY_SOURCE,
                             f"weight word = {P} x 4 bits, charged as {scale:.2f} of a 64-bit read from a "

@@ -335,6 +335,9 @@ def test_defaults_are_the_documented_ones():
     assert LayerParams.from_dict({"size": 3}).to_dict() == {
         "size": 3, "state_bits": 16, "threshold": 64, "leak_shift": 3, "reset": "subtract", "in_shift": 0,
         "rec_shift": 0}
+    # spike_levels defaults to 1 (binary spikes) and is written only when set
+    assert LayerParams.from_dict({"size": 3}).spike_levels == 1
+    assert LayerParams.from_dict({"size": 3, "spike_levels": 3}).to_dict()["spike_levels"] == 3
     assert ReadoutParams.from_dict({"size": 3}).to_dict() == {"size": 3, "state_bits": 24, "in_shift": 0}
     net = NetworkParams.from_dict({"n_features": 2, "layers": [{"size": 3}], "readout": {"size": 2}})
     assert (net.feature_bits, net.time_steps, net.weight_bits) == (4, 1, 4)
@@ -346,7 +349,7 @@ def test_defaults_are_the_documented_ones():
     assert dataclasses.asdict(HardwareParams.from_dict({})) == {
         "pe_count": 16, "time_steps": 2, "max_features": 64, "max_neurons": 128, "max_classes": 16,
         "max_layers": 2, "weight_bits": 4, "max_state_bits": 24, "max_feature_bits": 8, "scan_width": 16,
-        "weight_blocks": 4096, "index_rows": 576, "acc_bits": 20, "max_shift": 7}
+        "weight_blocks": 4096, "index_rows": 576, "acc_bits": 20, "max_shift": 7, "max_spike_level": 1}
     d = default_network()
     assert (d.n_features, [lp.size for lp in d.layers], d.readout.size, d.time_steps) == (32, [128, 128], 10, 1)
 
@@ -381,8 +384,18 @@ def header_of(data: bytes) -> dict:
 def test_format_name_and_version_are_written_and_required():
     data = model_to_bytes(random_model(seed=2))
     h = header_of(data)
-    assert (h["format"], h["version"]) == ("rsnn-model", 1) == (FORMAT, VERSION)
+    assert (h["format"], h["version"]) == ("rsnn-model", 1) and FORMAT == "rsnn-model"
     assert set(h) == {"format", "version", "network", "frontend", "labels", "meta"}
+    assert "spike_levels" not in h["network"]["layers"][0]
+    # multi-level spikes: version 2, spike_levels in the header, read back equal
+    m = random_model(seed=2)
+    net = m.network
+    net2 = dataclasses.replace(net, layers=(dataclasses.replace(net.layers[0], spike_levels=3),) + net.layers[1:])
+    m2 = m.replace(network=net2)
+    h2 = header_of(model_to_bytes(m2))
+    assert (h2["version"], VERSION) == (2, 2)
+    assert h2["network"]["layers"][0]["spike_levels"] == 3 and "spike_levels" not in h2["network"]["layers"][1]
+    assert model_from_bytes(model_to_bytes(m2)).network == net2
 
 
 @pytest.mark.parametrize("name", ["fsdd", "arabic_digits"])
@@ -707,11 +720,18 @@ def test_model_file_writer_and_reader_refusals(tmp_path):
         model_from_bytes(with_header(h.astype(np.int16)))
     with pytest.raises(ModelFileError, match="header.format"):
         model_from_bytes(with_header(np.frombuffer(b"[1, 2]", dtype=np.uint8)))
-    for version in (0, 2, "1", None):
+    for version in (0, 3, "1", "2", None, True, 2.5):
         hd = json.loads(h.tobytes())
         hd["version"] = version
         with pytest.raises(ModelFileError, match="not supported"):
             model_from_bytes(with_header(np.frombuffer(json.dumps(hd).encode(), dtype=np.uint8)))
+    hd = json.loads(h.tobytes())
+    hd["version"] = 2        # version 2 reads a binary-spike header too
+    assert model_from_bytes(with_header(np.frombuffer(json.dumps(hd).encode(), dtype=np.uint8))).labels == m.labels
+    hd["version"] = 1        # but version 1 has no multi-level spikes
+    hd["network"]["layers"][0]["spike_levels"] = 2
+    with pytest.raises(ModelFileError, match="version 1 .*spike_levels"):
+        model_from_bytes(with_header(np.frombuffer(json.dumps(hd).encode(), dtype=np.uint8)))
     assert model_from_bytes(with_header(h)).labels == m.labels
 
 

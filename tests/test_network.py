@@ -23,7 +23,8 @@ def models(draw):
             size=draw(st.integers(1, 9)), state_bits=sb,
             threshold=draw(st.one_of(st.just(1), st.just((1 << (sb - 1)) - 1), st.integers(1, (1 << (sb - 1)) - 1))),
             leak_shift=draw(st.integers(0, min(sb - 1, 5))), reset=draw(st.sampled_from(ResetMode)),
-            in_shift=draw(st.integers(0, 3)), rec_shift=draw(st.integers(0, 3))))
+            in_shift=draw(st.integers(0, 3)), rec_shift=draw(st.integers(0, 3)),
+            spike_levels=draw(st.sampled_from([1, 1, 2, 3, 7]))))
     net = NetworkParams(n_features=draw(st.integers(1, 8)), layers=tuple(layers),
                         readout=ReadoutParams(size=draw(st.integers(2, 5)), state_bits=draw(st.integers(4, 20)),
                                               in_shift=draw(st.integers(0, 2))),
@@ -84,6 +85,48 @@ def test_reference_default_size_random_models(rng):
             x[rng.random(x.shape) < 0.5] = 0
             tr = assert_same_as_reference(model, x)
             assert tr.spikes[0].any() and tr.spikes[1].any(), "the test should exercise spiking"
+
+
+def test_reference_multi_level_spikes_random_models(rng):
+    # multi-level spikes (D = 2, 3) at T = 1 and T = 2 (where a source's level may change between the steps and
+    # make two events), both resets, default-size layers
+    for T in (1, 2):
+        for reset in ResetMode:
+            net = NetworkParams(n_features=32, time_steps=T, readout=ReadoutParams(size=10),
+                                layers=(LayerParams(size=48, threshold=12, leak_shift=2, reset=reset, spike_levels=3),
+                                        LayerParams(size=40, threshold=10, leak_shift=1, reset=reset,
+                                                    spike_levels=2)))
+            model = random_model(net, seed=int(rng.integers(1 << 30)), density=0.5)
+            x = rng.integers(0, 16, size=(15, 32))
+            x[rng.random(x.shape) < 0.5] = 0
+            tr = assert_same_as_reference(model, x)
+            assert (tr.spikes[0] == 3).any() and (tr.spikes[0] == 1).any() and (tr.spikes[1] == 2).any(), \
+                "the test should exercise every level"
+
+
+def test_hand_multi_level_spike_and_reset_by_k_thresholds():
+    # threshold 10, D = 3, input 25 per frame, no leak: v = 25 -> k = 2, v = 5; 30 -> 3, 0; 25 -> 2, 5; with
+    # a recurrent weight 0
+    net = NetworkParams(n_features=1, feature_bits=5, weight_bits=8,
+                        layers=(LayerParams(size=1, threshold=10, leak_shift=0, spike_levels=3),),
+                        readout=ReadoutParams(size=2, state_bits=12))
+    m = Model(net, [LayerWeights(np.array([[1]]), np.array([[0]]))], np.array([[0, 2]]), ("a", "b"),
+              FrontEndParams(n_mels=1, feature_bits=5)).validate()
+    tr = run(m, np.array([[25], [25], [25], [31]]))
+    # v: 25 -> 2 (5); 30 -> 3 (0); 25 -> 2 (5); 36 -> clipped to 3 (6)
+    assert tr.spikes[0][:, 0, 0].tolist() == [2, 3, 2, 3]
+    # the readout adds w * k = 2 * k per frame
+    assert tr.readout[:, 1].tolist() == [4, 10, 14, 20]
+    assert tr.counters["in_events"][:, 1].tolist() == [1, 1, 1, 1]
+    zero = dataclasses.replace(m, network=dataclasses.replace(
+        net, layers=(dataclasses.replace(net.layers[0], reset=ResetMode.ZERO),)))
+    # reset to zero: 25 -> 2 (0); 25 -> 2 (0); ...
+    assert run(zero, np.array([[25], [25], [9]])).spikes[0][:, 0, 0].tolist() == [2, 2, 0]
+    # a negative potential gives no spike (floor of a negative quotient is clipped at 0)
+    neg = Model(net, [LayerWeights(np.array([[-1]]), np.array([[0]]))], np.array([[0, 2]]), ("a", "b"),
+                FrontEndParams(n_mels=1, feature_bits=5)).validate()
+    assert run(neg, np.array([[25]])).spikes[0].tolist() == [[[0]]]
+    assert run_reference(m, np.array([[25], [25], [25], [31]]))["spikes"][0] == [[[2]], [[3]], [[2]], [[3]]]
 
 
 def test_batch_equals_single_and_padding_is_inert(rng):

@@ -70,6 +70,10 @@ def _bad_layer(**kw):
     (lambda: FrontEndParams(noise_gate_db=-1.0), "noise_gate_db", "-1.0"),
     (lambda: FrontEndParams(noise_rise_db=float("inf")), "noise_rise_db", "inf"),
     (lambda: HardwareParams(pe_count=0), "pe_count", "0"),
+    (lambda: LayerParams(size=4, spike_levels=0), "spike_levels", "0"),
+    (lambda: LayerParams(size=4, spike_levels=16), "spike_levels", "16"),
+    (lambda: HardwareParams(max_spike_level=0), "max_spike_level", "0"),
+    (lambda: HardwareParams(max_feature_bits=2, max_spike_level=4), "max_spike_level", "4"),
 ])
 def test_validate_names_field_and_value(make, field, value):
     with pytest.raises(ParamError) as e:
@@ -79,11 +83,30 @@ def test_validate_names_field_and_value(make, field, value):
 
 def test_exactness_bound_holds_at_the_largest_accepted_parameters():
     huge = NetworkParams(n_features=4096, feature_bits=16, time_steps=4, weight_bits=8,
-                         layers=(LayerParams(size=4096, state_bits=32, threshold=1, in_shift=16, rec_shift=16),),
+                         layers=(LayerParams(size=4096, state_bits=32, threshold=1, in_shift=16, rec_shift=16,
+                                             spike_levels=LayerParams.MAX_SPIKE_LEVELS),) * 2,
                          readout=ReadoutParams(size=256, state_bits=32, in_shift=16)).validate()
-    for layer in (0, 1):
+    for layer in (0, 1, 2):
         lo, hi = huge.acc_bounds(layer)
         assert max(-lo, hi) < EXACT_LIMIT
+
+
+def test_multi_level_spikes_widen_the_accumulator_bounds_and_the_hardware_check():
+    net = NetworkParams(n_features=4, feature_bits=4, layers=(LayerParams(size=8, spike_levels=3), LayerParams(size=6)),
+                        readout=ReadoutParams(size=2)).validate()
+    binary = NetworkParams(n_features=4, feature_bits=4, layers=(LayerParams(size=8), LayerParams(size=6)),
+                           readout=ReadoutParams(size=2)).validate()
+    # layer 0's recurrent events carry up to 3, and so do layer 1's feed-forward ones
+    assert net.acc_bounds(0) == (-8 * (4 * 15 + 8 * 3), 7 * (4 * 15 + 8 * 3))
+    assert net.acc_bounds(1) == (-8 * (8 * 3 + 6), 7 * (8 * 3 + 6))
+    assert binary.acc_bounds(1) == (-8 * (8 + 6), 7 * (8 + 6)) and net.acc_bounds(2) == binary.acc_bounds(2)
+    with pytest.raises(ParamError, match=r"layers\[0\]\.spike_levels = 3 .*max_spike_level = 1"):
+        HardwareParams().check(net)
+    HardwareParams(max_spike_level=3).check(net)
+    t2 = dataclasses.replace(net, time_steps=2)
+    with pytest.raises(ParamError, match=r"spike_levels = 3 with network.time_steps = 2"):
+        HardwareParams(max_spike_level=3).check(t2)
+    assert [HardwareParams(max_spike_level=d).spike_bits for d in (1, 2, 3, 4, 7)] == [1, 2, 2, 3, 3]
 
 
 def test_from_dict_rejects_unknown_and_missing():

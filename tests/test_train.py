@@ -24,12 +24,12 @@ pytestmark = pytest.mark.train
 LABELS4 = ("a", "b", "c", "d")
 
 
-def small_net(T=1, reset=ResetMode.SUBTRACT, leak_shift=2, state_bits=10, sizes=(12, 9)):
+def small_net(T=1, reset=ResetMode.SUBTRACT, leak_shift=2, state_bits=10, sizes=(12, 9), levels=(1, 1)):
     return NetworkParams(n_features=6, feature_bits=4, time_steps=T,
                          layers=(LayerParams(size=sizes[0], state_bits=state_bits, threshold=30, leak_shift=leak_shift,
-                                             reset=reset, in_shift=1),
+                                             reset=reset, in_shift=1, spike_levels=levels[0]),
                                  LayerParams(size=sizes[1], state_bits=state_bits, threshold=9, leak_shift=1,
-                                             reset=reset, rec_shift=1)),
+                                             reset=reset, rec_shift=1, spike_levels=levels[1])),
                          readout=ReadoutParams(size=4, state_bits=12)).validate()
 
 
@@ -49,17 +49,35 @@ def assert_twin_equals_golden(twin, feats):
     return model, ref
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.integers(1, 2), st.sampled_from(ResetMode), st.integers(0, 4), st.integers(6, 12), st.integers(0, 2**31))
-def test_quantized_twin_equals_golden(T, reset, k, state_bits, seed):
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 2), st.sampled_from(ResetMode), st.integers(0, 4), st.integers(6, 12), st.integers(0, 2**31),
+       st.sampled_from([(1, 1), (1, 1), (2, 1), (3, 3), (1, 2), (7, 2)]))
+def test_quantized_twin_equals_golden(T, reset, k, state_bits, seed, levels):
     g = torch.Generator().manual_seed(seed)
-    twin = RSNN(small_net(T, reset, k, state_bits), ((4.0, 4.0), (4.0, 4.0), 6.0), seed=seed)
+    twin = RSNN(small_net(T, reset, k, state_bits, levels=levels), ((4.0, 4.0), (4.0, 4.0), 6.0), seed=seed)
     twin.mode = "quant"
     with torch.no_grad():  # push some weights past the format so the clamp is exercised
         twin.w_in[0].mul_(1.0 + 2.0 * torch.rand(twin.w_in[0].shape, generator=g))
     rng = np.random.default_rng(seed)
     feats = [rng.integers(0, 16, size=(n, 6)) * (rng.random((n, 6)) < 0.6) for n in rng.integers(1, 30, size=5)]
     _, ref = assert_twin_equals_golden(twin, feats)
+
+
+def test_multi_level_twin_fires_every_level_like_golden_and_has_a_staircase_gradient():
+    twin = RSNN(small_net(reset=ResetMode.SUBTRACT, levels=(3, 2)), ((8.0, 4.0), (6.0, 4.0), 6.0), seed=3)
+    twin.mode = "quant"
+    rng = np.random.default_rng(3)
+    feats = [rng.integers(0, 16, size=(n, 6)) for n in (25, 17, 30)]
+    _, ref = assert_twin_equals_golden(twin, feats)
+    assert {1, 2, 3} <= set(np.unique(ref.spikes[0]).tolist()) and {1, 2} <= set(np.unique(ref.spikes[1]).tolist())
+    # the surrogate of the staircase: one fast-sigmoid bump per level, each as high as the binary spike's
+    from train.twin import SpikeFn
+    v = torch.tensor([10.0, 20.0, 30.0, 25.0], requires_grad=True)
+    th = 10.0
+    s = sum(SpikeFn.apply((v - m * th) / th, 5.0) for m in (1, 2, 3))
+    s.sum().backward()
+    assert s.tolist() == [1.0, 2.0, 3.0, 2.0]
+    assert v.grad[0] > 0 and abs(float(v.grad[1]) - float(v.grad[0])) < 0.05 and v.grad[3] < v.grad[1]
 
 
 def test_twin_saturates_like_golden():

@@ -74,10 +74,14 @@ class TrainConfig:
     # penalty above pushes on every frame alike, this one only on the busy frames. Off (0) by default.
     peak_cap: float = 0.0
     peak_penalty: float = 0.0
+    # Multi-level spikes (issue #18; golden.network step 3): the largest spike ``D`` of each layer; 1 is binary.
+    spike_levels: tuple = (1, 1)
 
     def network(self, n_features: int, feature_bits: int, n_classes: int) -> NetworkParams:
-        layers = tuple(LayerParams(size=n, state_bits=sb, threshold=th, leak_shift=k, reset=ResetMode(self.reset))
-                       for n, sb, th, k in zip(self.hidden, self.state_bits, self.thresholds, self.leak_shifts))
+        layers = tuple(LayerParams(size=n, state_bits=sb, threshold=th, leak_shift=k, reset=ResetMode(self.reset),
+                                   spike_levels=d)
+                       for n, sb, th, k, d in zip(self.hidden, self.state_bits, self.thresholds, self.leak_shifts,
+                                                  self.spike_levels))
         return NetworkParams(n_features=n_features, feature_bits=feature_bits, time_steps=self.time_steps,
                              layers=layers, readout=ReadoutParams(size=n_classes, state_bits=self.readout_bits)
                              ).validate()
@@ -93,7 +97,8 @@ class TrainConfig:
         blocks = self.block_pruning()
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
                 if not (k in self.RECORDED_WHEN_SET and (v is None or v == 0))
-                and not (k in self.RECORDED_WITH_BLOCKS and not blocks)}
+                and not (k in self.RECORDED_WITH_BLOCKS and not blocks)
+                and not (k == "spike_levels" and all(d == 1 for d in v))}
 
     def matrix_names(self) -> list:
         """The weight matrices of the network, named as in the model file and in ``block_sparsity_per_matrix``."""
@@ -169,10 +174,12 @@ def golden_metrics(model: Model, data: FeatureSet) -> dict:
         "n": n,
         "frames": frames,
         "input_events_per_frame": dict(zip(names, (tot["in_events"] / frames).round(3).tolist())),
-        "spike_rate": {names[l]: round(float(trace.spikes[l].sum()) / (frames * net.time_steps * lp.size), 4)
-                       for l, lp in enumerate(net.layers)},
-        "activation_sparsity": {names[l]: round(1 - float(trace.spikes[l].sum()) / (frames * net.time_steps
+        # a spike of any level counts once (it is one event at T = 1)
+        "spike_rate": {names[l]: round(float(np.count_nonzero(trace.spikes[l])) / (frames * net.time_steps
                                                                                    * lp.size), 4)
+                       for l, lp in enumerate(net.layers)},
+        "activation_sparsity": {names[l]: round(1 - float(np.count_nonzero(trace.spikes[l]))
+                                                / (frames * net.time_steps * lp.size), 4)
                                 for l, lp in enumerate(net.layers)},
         "input_sparsity": round(1 - float(tot["in_events"][0]) / (frames * net.n_features), 4),
         "synaptic_ops_per_inference": round(float(tot["accumulations"].sum()) / n, 1),
@@ -208,7 +215,7 @@ def peak_excess(spikes: list, lengths: torch.Tensor, cap: float) -> torch.Tensor
     - ``cap``), divided by the valid frames. ``spikes``: per layer (B, F, T, N), zero on padded frames."""
     total = lengths.new_zeros((), dtype=torch.float32)
     for s in spikes:
-        total = total + torch.relu(s.amax(dim=2).mean(dim=-1) - cap).sum()
+        total = total + torch.relu(torch.clamp(s.amax(dim=2), max=1.0).mean(dim=-1) - cap).sum()
     return total / lengths.sum()
 
 

@@ -213,7 +213,10 @@ def with_overrides(recipe: Recipe, overrides: dict) -> Recipe:
         frontend = dataclasses.replace(recipe.frontend, **fe).validate()
     except ParamError as e:
         raise ValueError(str(e)) from None
-    out = dataclasses.replace(recipe, config=dataclasses.replace(recipe.config, **cfg), frontend=frontend, **rec)
+    # the leave-one-speaker-out schedule is a variant of the same recipe: it gets the same settings
+    loso_cfg = recipe.loso_config and dataclasses.replace(recipe.loso_config, **cfg)
+    out = dataclasses.replace(recipe, config=dataclasses.replace(recipe.config, **cfg), frontend=frontend,
+                              loso_config=loso_cfg, **rec)
     c = out.config
     problems = [msg for bad, msg in (
         (out.aug_copies < 0, "aug_copies must be >= 0"),
@@ -226,8 +229,8 @@ def with_overrides(recipe: Recipe, overrides: dict) -> Recipe:
         (c.keep_neurons is not None and (len(c.keep_neurons) != len(c.hidden) or any(
             not 1 <= k <= h for k, h in zip(c.keep_neurons, c.hidden))),
          "keep_neurons needs one count per hidden layer, each 1 .. that layer's size"),
-        (len({len(c.hidden), len(c.thresholds), len(c.leak_shifts), len(c.state_bits)}) != 1,
-         "hidden, thresholds, leak_shifts and state_bits need one entry per layer"),
+        (len({len(c.hidden), len(c.thresholds), len(c.leak_shifts), len(c.state_bits), len(c.spike_levels)}) != 1,
+         "hidden, thresholds, leak_shifts, state_bits and spike_levels need one entry per layer"),
     ) if bad]
     if problems:
         raise ValueError("; ".join(problems))

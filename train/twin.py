@@ -59,7 +59,7 @@ def quantize_ste(w: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
 
 @dataclass
 class TwinOutput:
-    spikes: list          # per layer: (B, F, T, N) float 0/1
+    spikes: list          # per layer: (B, F, T, N) float spike levels (0 / 1 for binary spikes)
     readout: torch.Tensor  # (B, F, C) class potentials after each frame
     final: torch.Tensor    # (B, C) potentials after each utterance's last frame
 
@@ -143,12 +143,16 @@ class RSNN(nn.Module):
         out = []
         for t in range(acc.shape[1]):
             v = torch.clamp(floor_leak(v, lp.leak_shift) + acc[:, t], fmt.min, fmt.max)
+            # k = clip(floor(v / th), 0, D) as the number of thresholds reached, m * th <= v for m = 1 .. D: exact
+            # (integer compares), and its surrogate gradient is the sum of the D steps' (a staircase)
             s = SpikeFn.apply((v - th) / th, self.slope)
+            for level in range(2, lp.spike_levels + 1):
+                s = s + SpikeFn.apply((v - level * th) / th, self.slope)
             out.append(s)
             if lp.reset is ResetMode.SUBTRACT:
                 v = v - th * s.detach()
             else:
-                v = v * (1.0 - s.detach())
+                v = v * (s.detach() == 0).to(v.dtype)
         return torch.stack(out, dim=1), v
 
 
