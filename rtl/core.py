@@ -96,7 +96,9 @@ def core_layouts(hw: HardwareParams, debug: bool = False) -> dict:
     out = {"result": lay["result"]}
     if debug:
         out["readout"] = data.ArrayLayout(signed(hw.max_state_bits), hw.max_classes)
-        out["spikes"] = data.ArrayLayout(data.ArrayLayout(unsigned(hw.max_neurons), T), hw.max_layers)
+        # per layer and time step, each neuron's spike level (one bit for binary spikes)
+        out["spikes"] = data.ArrayLayout(data.ArrayLayout(data.ArrayLayout(unsigned(hw.spike_bits), hw.max_neurons),
+                                                          T), hw.max_layers)
         out["counters"] = data.StructLayout({c: COUNTER_BITS for c in CORE_COUNTERS})
     lay["output"] = data.StructLayout(out)
     return lay
@@ -427,7 +429,9 @@ class Core(wiring.Component):
                  | (r["THRESHOLD"] >= (Const(1, sbm + 1) << (sb - 1)[:len(sb)])) | (r["LEAK_SHIFT"] >= sb)
                  | above(r["IN_SHIFT"], hw.max_shift) | above(r["REC_SHIFT"], hw.max_shift)
                  | (r["IN_INDEX_BASE"] + fan_in > hw.index_rows)
-                 | (r["REC_INDEX_BASE"] + r["SIZE"] > hw.index_rows))
+                 | (r["REC_INDEX_BASE"] + r["SIZE"] > hw.index_rows)
+                 | (r["SPIKE_LEVELS"] < 1) | above(r["SPIKE_LEVELS"], hw.max_spike_level)
+                 | ((r["SPIKE_LEVELS"] > 1) & (Tr > 1)))
             errs.append(e & (l < L))
             errs.append((L == l + 1) & (g["OUT_INDEX_BASE"] + r["SIZE"] > hw.index_rows))
         bad_config = Signal()
@@ -438,7 +442,9 @@ class Core(wiring.Component):
 
         # ------------------------------------------------------------------ state
         features = Signal(data.ArrayLayout(unsigned(fb), Fmax))
-        spikes = [[Signal(Nmax, name=f"spikes{l}_t{t}") for t in range(T)] for l in range(Lmax)]
+        sbits = hw.spike_bits         # bits of a spike level (1: binary spikes only)
+        spikes = [[Signal(data.ArrayLayout(unsigned(sbits), Nmax), name=f"spikes{l}_t{t}") for t in range(T)]
+                  for l in range(Lmax)]
         fresh = Signal(Lmax + 1, init=(1 << (Lmax + 1)) - 1)    # after a reset every state reads as zero
         stage = Signal(range(Lmax + 1))
         counters = {c: Signal(COUNTER_BITS, name=f"cnt_{c}") for c in CORE_COUNTERS}
@@ -470,7 +476,7 @@ class Core(wiring.Component):
         m.d.comb += tmask.eq((Const(1, T + 1) << Tr) - 1)
         spk_any = [Signal(Nmax, name=f"spk_any{l}") for l in range(Lmax)]
         for l in range(Lmax):
-            m.d.comb += spk_any[l].eq(_or_all([spikes[l][t] for t in range(T)]))
+            m.d.comb += spk_any[l].eq(_or_all([_nonzero(spikes[l][t], Nmax) for t in range(T)]))
         feat_nz = Signal(Fmax)
         m.d.comb += feat_nz.eq(Cat(*[features[i] != 0 for i in range(Fmax)]))
         all_ones = Const((1 << W) - 1, W)
@@ -497,10 +503,15 @@ class Core(wiring.Component):
         lay_sel = Mux(ev.rec, stage, stage - 1)
         with m.If((stage == 0) & ~ev.rec):
             m.d.comb += [src_payload.eq(feat_arr[ev_index]), src_mask.eq(tmask)]
-        with m.Else():     # the source's bit of each layer first, then the layer (one bit, not Nmax, muxed)
-            m.d.comb += [src_payload.eq(1),
-                         src_mask.eq(Cat(*[Array([spikes[l_][t].bit_select(ev_index, 1) for l_ in range(Lmax)]
-                                                 + [Const(0, 1)])[lay_sel] for t in range(T)]))]
+        with m.Else():     # the source's level of each layer first, then the layer (sbits, not Nmax, muxed)
+            # The event's payload is the level; a multi-level layer runs only at TIME_STEPS = 1 (BAD_CONFIG
+            # otherwise) and binary levels are 1, so the OR of the steps' levels is the payload of every step
+            # in the mask.
+            lv = [Signal(sbits, name=f"src_level_t{t}") for t in range(T)]
+            for t in range(T):
+                m.d.comb += lv[t].eq(Array([spikes[l_][t].as_value().word_select(ev_index, sbits)
+                                            for l_ in range(Lmax)] + [Const(0, sbits)])[lay_sel])
+            m.d.comb += [src_payload.eq(_or_all(lv)), src_mask.eq(Cat(*[lv[t] != 0 for t in range(T)]))]
         pend = Signal()
         pend_ev = Signal(data.StructLayout({"payload": fb, "mask": T, "rec": 1}))
         m.d.sync += [pend.eq(gen.o.valid), pend_ev.payload.eq(src_payload), pend_ev.mask.eq(src_mask),
@@ -560,6 +571,18 @@ class Core(wiring.Component):
         th_sel = Array([lr[l]["THRESHOLD"] for l in range(Lmax)] + [Const(0, widths["THRESHOLD"])])[sel]
         top = Const(1, signed(sbm + 2)) << (st_bits - 1)[:len(st_bits)]
         m.d.sync += [smax.eq(top - 1), smin.eq(-top), th.eq(th_sel), smax_th.eq(top - 1 - th_sel)]
+        # Multi-level spikes: level m (2 .. max_spike_level) is reached when v >= m * th; its registers hold
+        # m * th, smax - m * th (the reset by subtraction of a saturated potential) and whether the level exists
+        # (m <= the layer's SPIKE_LEVELS and m * th <= smax: above smax the saturated v never reaches it).
+        Dmax = hw.max_spike_level
+        d_sel = Array([lr[l]["SPIKE_LEVELS"] for l in range(Lmax)] + [Const(1, widths["SPIKE_LEVELS"])])[sel]
+        th_m, smax_th_m, ok_m = {1: th}, {1: smax_th}, {}
+        for lvl in range(2, Dmax + 1):
+            th_m[lvl] = Signal(widths["THRESHOLD"] + Dmax.bit_length(), name=f"th_x{lvl}")
+            smax_th_m[lvl] = Signal(signed(sbm + 2 + Dmax.bit_length()), name=f"smax_th_x{lvl}")
+            ok_m[lvl] = Signal(name=f"level{lvl}_ok")
+            m.d.sync += [th_m[lvl].eq(th_sel * lvl), smax_th_m[lvl].eq(top - 1 - th_sel * lvl),
+                         ok_m[lvl].eq((d_sel >= lvl) & (th_sel * lvl <= top - 1))]
         leak = Signal(widths["LEAK_SHIFT"])
         rzero, is_fresh, u_ro = Signal(), Signal(), Signal()
         m.d.sync += [leak.eq(Array([lr[l]["LEAK_SHIFT"] for l in range(Lmax)]
@@ -581,7 +604,7 @@ class Core(wiring.Component):
         acc_in = Signal(acc.word)
         m.d.comb += acc_in.eq(Mux(u_valid, acc.sw_data, 0))
         new_state = Signal(data.ArrayLayout(signed(sbm), P))
-        fired = [Signal(P, name=f"fired_t{t}") for t in range(T)]
+        fired = [Signal(data.ArrayLayout(unsigned(sbits), P), name=f"fired_t{t}") for t in range(T)]
         # Widths: a potential (after a reset by subtraction) fits sbm + 1 bits; a potential plus the accumulators
         # of up to T steps fits `wide`; the saturation brings every step back into the state format.
         # A step's compares are side by side, not in series (the update's path is the FPGA's critical path): as
@@ -601,17 +624,26 @@ class Core(wiring.Component):
                     wrapped = Signal(signed(sbm + 2), name=f"wrap{p}_{t}")
                     m.d.comb += wrapped.eq(((tot_t - smin) & (2 * smax + 1)) + smin)
                     m.d.comb += sat.eq(wrapped)
-                    reached, sub = sat >= th, sat - th
-                elif fault == "fire_above":          # the fault as described: v > threshold, on the saturated v
-                    m.d.comb += sat.eq(Mux(over, smax, Mux(tot_t < smin, smin, tot_t)))
-                    reached, sub = sat > th, sat - th
                 else:
                     m.d.comb += sat.eq(Mux(over, smax, Mux(tot_t < smin, smin, tot_t)))
-                    reached = tot_t >= th
-                    sub = Mux(over, smax_th, tot_t - th)
+                # the spike level: the highest level reached (the levels reached are 1 .. k), and the potential
+                # after a reset by k thresholds
+                level, sub = Const(0, sbits), Const(0, 1)
+                for lvl in range(1, Dmax + 1):
+                    if fault in ("no_saturation", "fire_above"):   # compares on the (wrapped) saturated v
+                        hit = sat > th_m[lvl] if fault == "fire_above" else sat >= th_m[lvl]
+                        sub_l = sat - th_m[lvl]
+                    else:
+                        hit = tot_t >= th_m[lvl]
+                        sub_l = Mux(over, smax_th_m[lvl], tot_t - th_m[lvl])
+                    if lvl > 1:
+                        hit = hit & ok_m[lvl]
+                    reached = Signal(name=f"reach{p}_{t}_{lvl}")
+                    m.d.comb += reached.eq(hit)
+                    level, sub = Mux(reached, lvl, level), Mux(reached, sub_l, sub)
                 f = fired[t][p]
-                m.d.comb += f.eq(reached & lanes[p] & (t < Tr))
-                nxt = Mux(f, Mux(rzero, 0, sub), sat)
+                m.d.comb += f.eq(Mux(lanes[p] & (t < Tr), level, 0))
+                nxt = Mux(f != 0, Mux(rzero, 0, sub), sat)
                 cur_t = Signal(signed(sbm + 1), name=f"v{p}_{t}")
                 m.d.comb += cur_t.eq(nxt if t == 0 else Mux(t < Tr, nxt, cur))    # TIME_STEPS >= 1
                 cur = cur_t
@@ -667,7 +699,7 @@ class Core(wiring.Component):
                 for l in range(Lmax):
                     with m.If(stage == l):
                         for t in range(T):
-                            m.d.sync += spikes[l][t].word_select(u_k, P).eq(fired[t])
+                            m.d.sync += spikes[l][t].as_value().word_select(u_k, P * sbits).eq(fired[t])
 
         # ------------------------------------------------------------------ counters of the RUN units
         def add(name, value):
@@ -756,6 +788,11 @@ class Core(wiring.Component):
             for c in CORE_COUNTERS:
                 m.d.comb += getattr(o.counters, c).eq(counters[c])
         return m
+
+
+def _nonzero(levels, n: int):
+    """Bit ``j``: element ``j`` of the array ``levels`` (``n`` unsigned levels) is not zero."""
+    return Cat(*[levels[j] != 0 for j in range(n)])
 
 
 def _or_all(vals):

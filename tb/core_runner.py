@@ -45,7 +45,7 @@ def _signed(v: int, bits: int) -> int:
 
 def decode_output(word: int, hw: HardwareParams, net) -> dict:
     """One output word of the core (with ``debug``) for a model of network ``net``: ``decision``, ``ran``,
-    ``flags`` (set of names), ``readout`` (C,), ``spikes`` (per layer (T, N)), ``counters``."""
+    ``flags`` (set of names), ``readout`` (C,), ``spikes`` (per layer (T, N), the levels), ``counters``."""
     lay = core_layouts(hw, debug=True)["output"]
     res = _field(word, lay, "result")
     rl = lay["result"].shape
@@ -57,13 +57,13 @@ def decode_output(word: int, hw: HardwareParams, net) -> dict:
     out["readout"] = np.array([_signed(ro >> (c * sb) & ((1 << sb) - 1), sb) for c in range(net.readout.size)],
                               dtype=np.int64)
     spk = _field(word, lay, "spikes")
-    N, T = hw.max_neurons, hw.time_steps
+    N, T, sb = hw.max_neurons, hw.time_steps, hw.spike_bits
     out["spikes"] = []
     for l, lp in enumerate(net.layers):
         rows = []
         for t in range(net.time_steps):
-            bits = spk >> ((l * T + t) * N) & ((1 << N) - 1)
-            rows.append([bits >> j & 1 for j in range(lp.size)])
+            levels = spk >> ((l * T + t) * N * sb) & ((1 << (N * sb)) - 1)
+            rows.append([levels >> (j * sb) & ((1 << sb) - 1) for j in range(lp.size)])
         out["spikes"].append(np.array(rows, dtype=np.uint8))
     cnt = _field(word, lay, "counters")
     out["counters"] = {c: cnt >> (32 * i) & 0xFFFFFFFF for i, c in enumerate(CORE_COUNTERS)}

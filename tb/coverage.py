@@ -26,6 +26,10 @@ for _l in _LAYERS:
     CORNERS[f"at_threshold_l{_l}"] = f"layer {_l}: a potential exactly at the threshold (fires)"
 CORNERS.update({
     "refused_frames": "the core: a bad configuration write, then every frame refused with golden's flags",
+    "multi_level_spike": "the core: a spike of level 2 or more (a multi-level spike, its level the payload)",
+    "spike_level_clipped": "the core: a potential of D + 1 thresholds or more in a layer of D >= 2 levels (the "
+                           "level is clipped at D)",
+    "multi_level_reset_zero": "the core: a spike of level 2 or more in a layer with reset = zero",
     "readout_sat_high": "a class potential saturated high",
     "readout_sat_low": "a class potential saturated low",
     "all_spike_frame": "a frame in which every neuron of a layer (of 2 or more) fired",
@@ -112,6 +116,9 @@ class Coverage:
                 h[f"sat_high_{name}"] += int(hi.sum())
                 h[f"sat_low_{name}"] += int(lo.sum())
                 h[f"at_threshold_{name}"] += int(((v == net.layers[l].threshold) & a).sum())
+            if name is not None and net.layers[l].spike_levels > 1:
+                lp_ = net.layers[l]
+                h["spike_level_clipped"] += int(((v >= (lp_.spike_levels + 1) * lp_.threshold) & a).sum())
 
         trace = run_batch(model, utts, observe=observe)
         frames = int(trace.lengths.sum())
@@ -121,7 +128,11 @@ class Coverage:
             if lp.size >= 2:
                 h["all_spike_frame"] += int((fired.all(-1) & active).sum())
             h["no_spike_frame"] += int((~fired.any(-1) & active).sum())
-            h["fire_reset_subtract" if lp.reset is ResetMode.SUBTRACT else "fire_reset_zero"] += int(s.sum())
+            h["fire_reset_subtract" if lp.reset is ResetMode.SUBTRACT else "fire_reset_zero"] += int(
+                np.count_nonzero(s))
+            h["multi_level_spike"] += int((s >= 2).sum())
+            if lp.reset is ResetMode.ZERO:
+                h["multi_level_reset_zero"] += int((s >= 2).sum())
             if T > 1:
                 h["partial_mask"] += int((fired & ~s.all(axis=2)).sum())
             K = ceil_div(lp.size, P)

@@ -47,7 +47,7 @@ WORK = PROJECT_ROOT / "build" / "regress"
 #: run time)
 CORE_NOT_APPLICABLE = ("weights_at_elaboration",)
 #: ... and those of the core that the first accelerator cannot (it has no configuration flags)
-FIRST_NOT_APPLICABLE = ("refused_frames",)
+FIRST_NOT_APPLICABLE = ("refused_frames", "multi_level_spike", "spike_level_clipped", "multi_level_reset_zero")
 REPORT = PROJECT_ROOT / "build" / "report" / "regress.json"
 
 
@@ -66,8 +66,10 @@ class Config:
     def describe(self) -> str:
         net = self.model.network
         sizes = "x".join(str(lp.size) for lp in net.layers)
+        levels = "D=" + "/".join(str(lp.spike_levels) for lp in net.layers) + " " \
+            if any(lp.spike_levels > 1 for lp in net.layers) else ""
         return (f"{'core ' if self.stim.get('core') else ''}config {self.index}: F={net.n_features}x{net.feature_bits}b layers={sizes} C={net.readout.size} "
-                f"T={net.time_steps} wb={net.weight_bits} P={self.hw.pe_count} S={self.hw.scan_width} "
+                f"T={net.time_steps} {levels}wb={net.weight_bits} P={self.hw.pe_count} S={self.hw.scan_width} "
                 f"{'dense ' if self.stim['dense'] else ''}{'bad write ' if self.stim.get('extra_writes') else ''}"
                 f"{self.frames} frames")
 
@@ -166,18 +168,39 @@ def _utterance(rng, n: int, net: NetworkParams) -> np.ndarray:
     return x.astype(np.int64)
 
 
-def _core_hardware(rng, model: Model, hw: HardwareParams, all_blocks: bool = False) -> tuple:
-    """The configurable core's version of a configuration (``--core``): shifts limited to what its accumulators
-    hold, some weight blocks emptied (empty blocks and empty rows), and capacities for the core (weight blocks,
-    index rows, accumulator width, largest shift), each sometimes exactly what the model needs. Drawn after
-    everything the first accelerator's configuration draws, so those stay the same."""
+def _spike_levels(lrng, net: NetworkParams, hw: HardwareParams) -> tuple:
+    """The multi-level spikes of a core configuration, from a generator of its own: (network, max_spike_level).
+    A model at T = 1 gets multi-level layers six times in ten (levels up to what the event payload of
+    ``max_feature_bits`` holds; the core's capacity exactly that, or more); a binary model sometimes runs on a
+    core with multi-level capacity (wider spike memory, levels of 1)."""
+    cap = min(LayerParams.MAX_SPIKE_LEVELS, (1 << hw.max_feature_bits) - 1)
+    r = lrng.random()
+    if cap >= 2 and r < 0.6 and net.time_steps == 1:
+        levels = [min(cap, int(lrng.choice([1, 2, 2, 3, 3, 4, 7, 15]))) for _ in net.layers]
+        if max(levels) == 1:
+            levels[int(lrng.integers(0, len(levels)))] = 2
+        net = NetworkParams(**{**net.__dict__, "layers": tuple(
+            LayerParams(**{**lp.__dict__, "spike_levels": d}) for lp, d in zip(net.layers, levels))}).validate()
+        return net, max(levels) if lrng.random() < 0.4 else int(lrng.integers(max(levels), cap + 1))
+    if cap >= 2 and (r < 0.2 or (net.time_steps == 1 and r < 0.75)):
+        return net, int(lrng.integers(2, cap + 1))
+    return net, 1
+
+
+def _core_hardware(rng, model: Model, hw: HardwareParams, all_blocks: bool = False, seed: int = 0) -> tuple:
+    """The configurable core's version of a configuration (``--core``): multi-level spikes sometimes
+    (:func:`_spike_levels`), shifts limited to what its accumulators hold, some weight blocks emptied (empty blocks
+    and empty rows), and capacities for the core (weight blocks, index rows, accumulator width, largest shift),
+    each sometimes exactly what the model needs. Drawn after everything the first accelerator's configuration
+    draws, so those stay the same."""
     from golden.sparse import compress
-    net = model.network
+    net, max_level = _spike_levels(np.random.default_rng([seed, 0x5B1]), model.network, hw)
+    hw = HardwareParams(**{**hw.to_dict(), "max_spike_level": max_level}).validate()
     if max(net.acc_bits(l) for l in range(len(net.layers) + 1)) > 44:     # the core's accumulators: <= 48 bits
         layers = tuple(LayerParams(**{**lp.__dict__, "in_shift": min(lp.in_shift, 2),
                                       "rec_shift": min(lp.rec_shift, 2)}) for lp in net.layers)
         net = NetworkParams(**{**net.__dict__, "layers": layers}).validate()
-        model = Model(net, model.layers, model.w_out, model.labels, model.frontend, model.meta)
+    model = Model(net, model.layers, model.w_out, model.labels, model.frontend, model.meta)
     P = hw.pe_count
 
     def blocky(w):
@@ -241,7 +264,7 @@ def draw_config(seed: int, index: int, frames: int, core: bool = False) -> Confi
     stim["aborts"] = aborts
     if core:
         all_blocks = bool(stim["dense"] and rng.random() < 0.7)
-        model, hw = _core_hardware(rng, model, hw, all_blocks)
+        model, hw = _core_hardware(rng, model, hw, all_blocks, cs)
         stim.update({"core": True, "all_blocks": all_blocks, "load_port": True})   # always loaded at run time
         # One configuration in ten also gets a bad configuration write after its image, drawn from a generator of
         # its own (the rest of the draw does not change): every frame must then be refused with golden's flags.

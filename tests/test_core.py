@@ -15,13 +15,15 @@ from golden.params import HardwareParams, LayerParams, NetworkParams, ParamError
 from golden.sparse import compress, format_bits, row_blocks
 
 HW = HardwareParams(pe_count=4, time_steps=2, max_features=16, max_neurons=32, max_classes=4, max_layers=2,
-                    scan_width=4, weight_blocks=512, index_rows=160, acc_bits=20, max_state_bits=16)
+                    scan_width=4, weight_blocks=512, index_rows=160, acc_bits=20, max_state_bits=16,
+                    max_spike_level=3)
 
 
-def small_net(T=2, sizes=(20, 13)):
+def small_net(T=2, sizes=(20, 13), levels=(1, 1)):
     return NetworkParams(n_features=10, time_steps=T, layers=(
-        LayerParams(size=sizes[0], state_bits=12, threshold=20, leak_shift=2),
-        LayerParams(size=sizes[1], state_bits=10, threshold=9, leak_shift=0, reset=ResetMode.ZERO)),
+        LayerParams(size=sizes[0], state_bits=12, threshold=20, leak_shift=2, spike_levels=levels[0]),
+        LayerParams(size=sizes[1], state_bits=10, threshold=9, leak_shift=0, reset=ResetMode.ZERO,
+                    spike_levels=levels[1])),
         readout=ReadoutParams(size=3, state_bits=14)).validate()
 
 
@@ -114,16 +116,23 @@ sim = pytest.mark.sim
 
 @pytest.fixture(scope="module")
 def core_run(tmp_path_factory):
-    """Two different models on ONE Verilog file of the core, on Icarus."""
+    """Three different models on ONE Verilog file of the core, on Icarus: binary spikes at T = 2 and T = 1, and
+    multi-level spikes (D = 3 and 2, reset by subtraction and to zero) at T = 1."""
     from rtl.build import build_core_verilog
     from tb.core_runner import compare_core, simulate_core
     work = tmp_path_factory.mktemp("core")
     verilog = build_core_verilog(HW, work / "verilog")
     rng = np.random.default_rng(5)
     runs = []
-    for net, seed in ((small_net(T=2), 1), (small_net(T=1, sizes=(32, 7)), 2)):
+    for net, seed in ((small_net(T=2), 1), (small_net(T=1, sizes=(32, 7)), 2),
+                      (small_net(T=1, sizes=(24, 11), levels=(3, 2)), 3)):
         model = random_model(net, seed=seed, density=0.35)
         utts = utterances(rng)
+        if seed == 3:    # the multi-level model must fire every level of both layers
+            from golden.network import run_batch
+            tr = run_batch(model, utts)
+            assert {1, 2, 3} <= set(np.unique(tr.spikes[0]).tolist()), np.unique(tr.spikes[0])
+            assert {1, 2} <= set(np.unique(tr.spikes[1]).tolist()), np.unique(tr.spikes[1])
         res = simulate_core("icarus", model, HW, utts, work, verilog=verilog, bubble_p=0.2, stall_p=0.2,
                             preload_p=0.3, busy_write_p=0.3, seed=seed)
         runs.append((model, utts, res, compare_core(model, HW, utts, res)))
@@ -131,7 +140,7 @@ def core_run(tmp_path_factory):
 
 
 @sim
-def test_one_verilog_runs_two_models_bit_and_cycle_exact(core_run):
+def test_one_verilog_runs_three_models_bit_and_cycle_exact(core_run):
     for model, utts, res, cmp in core_run:
         assert cmp["frames"] == sum(len(u) for u in utts) > 0
         assert (cmp["mismatches"], cmp["cycle_mismatches"], cmp["latency_mismatches"]) == (0, 0, 0), cmp["details"]
@@ -193,7 +202,10 @@ def test_dense_baseline_on_the_core(tmp_path, rng):
 @pytest.mark.parametrize("flag,write", [("BAD_ADDRESS", (REGION_REGS, 0x0F, 1)),
                                         ("BAD_VALUE", (REGION_REGS, reg_addr("N_LAYERS"), 99)),
                                         ("BAD_POINTER", (REGION_INDEX, 0, 510 | 5 << 9)),
-                                        ("BAD_CONFIG", (REGION_REGS, reg_addr("SIZE", 0), 0))])
+                                        ("BAD_CONFIG", (REGION_REGS, reg_addr("SIZE", 0), 0)),
+                                        # multi-level spikes at T = 2 (the model is T = 2)
+                                        ("BAD_CONFIG", (REGION_REGS, reg_addr("SPIKE_LEVELS", 1), 2)),
+                                        ("BAD_CONFIG", (REGION_REGS, reg_addr("SPIKE_LEVELS", 0), 0))])
 def test_bad_configuration_is_flagged_and_no_frame_runs(flag, write, tmp_path, rng):
     from tb.core_runner import compare_core, simulate_core
     model = random_model(small_net(), seed=4, density=0.3)
@@ -246,15 +258,18 @@ def test_resets_mid_frame_keep_the_loaded_model(tmp_path, rng):
 
 
 @sim
-@pytest.mark.parametrize("threshold", [32767, 1000])
-def test_saturation_at_the_widest_state_format(threshold, tmp_path, rng):
+@pytest.mark.parametrize("threshold,levels", [(32767, 1), (1000, 1), (12000, 3)])
+def test_saturation_at_the_widest_state_format(threshold, levels, tmp_path, rng):
     """Layers and readout at the core's widest state format, pushed into saturation both ways (large shifts,
     dense weights, no leak): exact. Layer 0 fires from saturation and resets by subtraction, with its threshold
-    at the top of the range (smax - threshold = 0) and below it (the core's registered smax - threshold)."""
+    at the top of the range (smax - threshold = 0) and below it (the core's registered smax - threshold); with
+    multi-level spikes (D = 3 at T = 1) whose third level (36,000) lies above smax, so that the saturated
+    potential fires level 2 and keeps smax - 2 x threshold."""
     from tb.core_runner import compare_core, simulate_core
     from golden.network import run_batch
-    net = NetworkParams(n_features=10, time_steps=2, layers=(
-        LayerParams(size=20, state_bits=16, threshold=threshold, leak_shift=0, in_shift=4, rec_shift=5),
+    net = NetworkParams(n_features=10, time_steps=2 if levels == 1 else 1, layers=(
+        LayerParams(size=20, state_bits=16, threshold=threshold, leak_shift=0, in_shift=4 if levels == 1 else 5,
+                    rec_shift=5, spike_levels=levels),
         LayerParams(size=9, state_bits=16, threshold=1, leak_shift=1, reset=ResetMode.ZERO, in_shift=7)),
         readout=ReadoutParams(size=4, state_bits=16, in_shift=7)).validate()
     model = random_model(net, seed=8, density=0.9)
@@ -274,8 +289,9 @@ def test_saturation_at_the_widest_state_format(threshold, tmp_path, rng):
         if (total < v).any():
             saturated.add((l, "min"))
 
-    run_batch(model, utts, observe=observe)
+    tr = run_batch(model, utts, observe=observe)
     assert {(0, "max"), (0, "min"), (2, "max"), (2, "min")} <= saturated, saturated  # layer 0, readout
+    assert tr.spikes[0].max() == min(levels, 2)
     hw = HardwareParams(**{**HW.to_dict(), "acc_bits": 24, "max_classes": 4})
     res = simulate_core("icarus", model, hw, utts, tmp_path)
     cmp = compare_core(model, hw, utts, res)
