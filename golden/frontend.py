@@ -43,7 +43,7 @@ from .data import check_regular_file
 from .params import FrontEndParams
 
 __all__ = ["AudioError", "read_audio", "resample", "log_mel", "noise_gate", "quantize", "features",
-           "features_from_file", "mel_filterbank"]
+           "features_from_file", "mel_filterbank", "mel_band_edges", "triangles"]
 
 
 class AudioError(ValueError):
@@ -111,16 +111,33 @@ def _mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
-@lru_cache(maxsize=16)
-def _filterbank(sample_rate, n_fft, n_mels, fmin, fmax) -> np.ndarray:
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+def mel_band_edges(p: FrontEndParams) -> np.ndarray:
+    """The ``n_mels + 2`` edges (Hz) of the triangular filters: filter ``m`` rises from edge ``m`` to ``m + 1``
+    and falls to ``m + 2``."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(p.fmin_hz), _hz_to_mel(p.fmax_hz), p.n_mels + 2))
+
+
+def triangles(edges: np.ndarray, sample_rate: int, n_fft: int) -> np.ndarray:
+    """The (len(edges) - 2, n_fft // 2 + 1) triangular filters on ``edges`` (Hz, ascending)."""
+    return _triangles(tuple(float(e) for e in edges), sample_rate, n_fft)
+
+
+def _triangles(edges: tuple, sample_rate: int, n_fft: int) -> np.ndarray:
     bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    n_mels = len(edges) - 2
     fb = np.zeros((n_mels, len(bins)))
     for m in range(n_mels):
         lo, mid, hi = edges[m], edges[m + 1], edges[m + 2]
         up = (bins - lo) / (mid - lo)
         down = (hi - bins) / (hi - mid)
         fb[m] = np.maximum(0.0, np.minimum(up, down))
+    return fb
+
+
+@lru_cache(maxsize=16)
+def _filterbank(sample_rate, n_fft, n_mels, fmin, fmax) -> np.ndarray:
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fb = _triangles(tuple(float(e) for e in edges), sample_rate, n_fft)
     fb.setflags(write=False)
     return fb
 
@@ -130,8 +147,9 @@ def mel_filterbank(p: FrontEndParams) -> np.ndarray:
     return _filterbank(p.sample_rate, p.n_fft, p.n_mels, p.fmin_hz, p.fmax_hz)
 
 
-def log_mel(x: np.ndarray, p: FrontEndParams) -> np.ndarray:
-    """Log-mel energies in dB, shape (F, n_mels), of samples ``x`` already at ``p.sample_rate``."""
+def log_mel(x: np.ndarray, p: FrontEndParams, filterbank: np.ndarray | None = None) -> np.ndarray:
+    """Log-mel energies in dB, shape (F, n_mels), of samples ``x`` already at ``p.sample_rate``. ``filterbank``
+    (training's augmentation only, e.g. a frequency-warped one): instead of :func:`mel_filterbank`."""
     win, hop = p.win_length, p.hop_length
     x = np.asarray(x, dtype=np.float64)
     if len(x) < win:
@@ -140,7 +158,8 @@ def log_mel(x: np.ndarray, p: FrontEndParams) -> np.ndarray:
     idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
     frames = x[idx] * scipy.signal.get_window("hann", win, fftbins=True)[None, :]
     power = np.abs(np.fft.rfft(frames, n=p.n_fft, axis=1)) ** 2
-    return 10.0 * np.log10(power @ mel_filterbank(p).T + 1e-10)
+    fb = mel_filterbank(p) if filterbank is None else filterbank
+    return 10.0 * np.log10(power @ fb.T + 1e-10)
 
 
 def noise_gate(db: np.ndarray, p: FrontEndParams) -> np.ndarray:
@@ -169,9 +188,9 @@ def quantize(db: np.ndarray, p: FrontEndParams) -> np.ndarray:
     return np.clip(q, 0, levels).astype(np.int64)
 
 
-def features(x: np.ndarray, rate: int, p: FrontEndParams) -> np.ndarray:
-    """Integer features (F, n_mels) of mono samples ``x`` at ``rate`` Hz."""
-    return quantize(noise_gate(log_mel(resample(x, rate, p.sample_rate), p), p), p)
+def features(x: np.ndarray, rate: int, p: FrontEndParams, filterbank: np.ndarray | None = None) -> np.ndarray:
+    """Integer features (F, n_mels) of mono samples ``x`` at ``rate`` Hz (``filterbank``: see :func:`log_mel`)."""
+    return quantize(noise_gate(log_mel(resample(x, rate, p.sample_rate), p, filterbank), p), p)
 
 
 def features_from_file(path, p: FrontEndParams) -> np.ndarray:

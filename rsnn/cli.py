@@ -377,9 +377,11 @@ def cmd_eval(args) -> int:
 def _hardware(args) -> HardwareParams:
     try:
         return HardwareParams(pe_count=args.pe, time_steps=args.hw_time_steps, scan_width=args.scan_width,
-                              weight_blocks=args.weight_blocks, index_rows=args.index_rows).validate()
+                              weight_blocks=args.weight_blocks, index_rows=args.index_rows,
+                              max_spike_level=args.max_spike_level).validate()
     except ParamError as e:
-        raise CliError(f"{e}; fix --pe / --hw-time-steps / --scan-width / --weight-blocks / --index-rows") from None
+        raise CliError(f"{e}; fix --pe / --hw-time-steps / --scan-width / --weight-blocks / --index-rows / "
+                       "--max-spike-level") from None
 
 
 def cmd_image(args) -> int:
@@ -791,6 +793,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"weight-memory capacity of the core, in blocks of P weights (default {d.weight_blocks})")
         sp.add_argument("--index-rows", type=int, default=d.index_rows,
                         help=f"index-memory capacity of the core, in source rows (default {d.index_rows})")
+        sp.add_argument("--max-spike-level", type=int, default=d.max_spike_level,
+                        help=f"largest multi-level spike the core runs (default {d.max_spike_level}: binary)")
 
     def data_opts(sp, json_default=None):
         sp.add_argument("--data", default=None, metavar="DIR",

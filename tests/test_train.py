@@ -397,6 +397,10 @@ def test_a_validate_run_trains_on_train_and_measures_on_val_with_overrides(tmp_p
     ({"weight_decay": -0.1}, "weight_decay must be"),
     ({"noise_gate_db": -3}, "noise_gate_db must be in"),
     ({"n_mels": 2.0}, "takes int"),
+    ({"vtlp": 0.5}, "vtlp must be"),
+    ({"loso_copies": -1}, "loso_copies must be"),
+    ({"spike_levels": [2]}, "spike_levels need one entry per layer"),
+    ({"spike_levels": [16, 1]}, "spike_levels must be in 1..15"),
 ])
 def test_recipe_overrides_refuse_what_does_not_fit(over, message):
     from train.recipes import RECIPES, with_overrides
@@ -765,3 +769,93 @@ def test_peak_penalty_lowers_the_busiest_frames_of_the_exported_model():
         per_frame = sum(s.any(axis=2).sum(-1) for s in tr.spikes)           # (B, F) spikes of all layers
         peaks.append(np.sort(per_frame.ravel())[-10:].mean())
     assert peaks[1] < 0.7 * peaks[0], peaks
+
+
+def test_overrides_reach_the_leave_one_speaker_out_schedule():
+    """A variant's settings apply to the recipe's LOSO schedule too (they used not to: a T = 2 or multi-level
+    variant would have measured binary T = 1 folds), which keeps its own epochs."""
+    from train.recipes import RECIPES, with_overrides
+    r = with_overrides(RECIPES["fsdd"], {"spike_levels": [3, 2], "time_steps": 1, "vtlp": 0.1, "loso_copies": 2})
+    assert r.config.spike_levels == r.loso_config.spike_levels == (3, 2)
+    assert r.loso_config.epochs_float == RECIPES["fsdd"].loso_config.epochs_float == 12
+    assert (r.vtlp, r.loso_copies) == (0.1, 2)
+    net = r.config.network(32, 4, 10)
+    assert [lp.spike_levels for lp in net.layers] == [3, 2]
+    # recorded in the model's config only when set
+    assert "spike_levels" not in RECIPES["fsdd"].config.to_dict() and r.config.to_dict()["spike_levels"] == [3, 2]
+
+
+def test_vtlp_filterbank_is_the_front_end_s_at_one_and_moves_the_bands_otherwise():
+    from golden.frontend import mel_band_edges, mel_filterbank
+    from train.data import vtlp_filterbank
+    p = FrontEndParams()
+    assert np.allclose(vtlp_filterbank(p, 1.0), mel_filterbank(p))
+    bins = np.arange(p.n_fft // 2 + 1) * p.sample_rate / p.n_fft
+    centre = lambda fb: (fb * bins).sum(1) / fb.sum(1)      # noqa: E731
+    lo, hi = centre(vtlp_filterbank(p, 0.9)), centre(vtlp_filterbank(p, 1.1))
+    base = centre(mel_filterbank(p))
+    # the low bands move by the factor, the top band stays below Nyquist
+    assert np.allclose(hi[:10] / base[:10], 1.1, atol=0.03) and np.allclose(lo[:10] / base[:10], 0.9, atol=0.03)
+    assert hi[-1] < p.sample_rate / 2 and (np.diff(hi) > 0).all() and (np.diff(lo) > 0).all()
+    assert len(mel_band_edges(p)) == p.n_mels + 2
+
+
+def test_vtlp_warps_only_the_augmented_copies(tmp_path, monkeypatch):
+    import train.data as td
+    from conftest import write_wav
+    monkeypatch.setattr(td, "CACHE", tmp_path / "cache")
+    data = tmp_path / "data"
+    (data / "wav").mkdir(parents=True)
+    rows = ["path,speaker,digit,official_split"]
+    for i in range(3):
+        write_wav(data / "wav" / f"{i}.wav", tone(300 + 200 * i, 0.4, 8000), 8000)
+        rows.append(f"wav/{i}.wav,s{i},{i},train")
+    (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    plain = td.load_features(data, "train", ("0", "1", "2"), FrontEndParams(), copies=1, seed=3)
+    warped = td.load_features(data, "train", ("0", "1", "2"), FrontEndParams(), copies=1, seed=3, vtlp=0.2)
+    for i in range(3):
+        assert np.array_equal(plain.feats[i], warped.feats[i])          # the clean utterances are untouched
+    assert any(not np.array_equal(plain.feats[i], warped.feats[i]) for i in range(3, 6))
+    with pytest.raises(ValueError, match="vtlp must be"):
+        td.load_features(data, "train", ("0", "1", "2"), FrontEndParams(), copies=1, vtlp=0.6)
+
+
+def test_spike_ablation_measures_folds_and_aggregates_them(tmp_path, capsys):
+    """train.ablation: the per-job figures (golden, the core's cycle model, the energy estimate) of a multi-level
+    model, and the table over folds (mean accuracy over folds, activity over all frames, worst frame overall)."""
+    import json
+    from golden.core_cycles import core_cycle_counts
+    from golden.model import random_model
+    from train import ablation
+    net = small_net(levels=(3, 2))
+    model = random_model(net, seed=4, density=0.5)
+    rng = np.random.default_rng(0)
+    feats = [rng.integers(0, 16, size=(n, 6)) for n in (9, 14)]
+    labels = np.array([0, 1])
+    m = ablation.measure(model, feats, labels)
+    hw = ablation.hardware_for(model)
+    assert hw.max_spike_level == 3 and hw.pe_count == ablation.ABLATION_P
+    cyc = core_cycle_counts(model, hw, feats).sum(-1)
+    assert m["frames"] == 23 and m["cycles_sum"] == int(cyc.sum()) and m["cycles_max"] == int(cyc.max())
+    assert m["correct"] == int((run_batch(model, feats).decisions == labels).sum()) and m["energy_pj"] > 0
+    for r, v, fold, correct in (("fsdd", "D3", "george", 10), ("fsdd", "D3", "theo", 20),
+                                ("arabic_digits", "T1", "val", 7)):
+        d = tmp_path / r / v
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{fold}.json").write_text(json.dumps({**m, "fold": fold, "n": 40, "correct": correct,
+                                                    "train_seconds": 1.0}))
+    rows = ablation.collect(tmp_path)
+    d3 = rows["fsdd"]["D3"]
+    assert d3["accuracy"] == pytest.approx((10 / 40 + 20 / 40) / 2) and not d3["complete"]
+    assert d3["cycles_max"] == m["cycles_max"] + ablation.FRAME_OVERHEAD
+    assert rows["arabic_digits"]["T1"]["complete"]
+    assert "INCOMPLETE" in ablation.table(rows)
+    assert ablation.main(["--table", "--out", str(tmp_path), "--json", str(tmp_path / "a.json")]) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["fsdd"]["D3"]["folds"] == {"george": 0.25, "theo": 0.5}
+    for argv, msg in ((["--variant", "T9"], "unknown variant"), (["--shard", "2/2"], "--shard takes"),
+                      (["--set", "vtlp=0.1"], "--set needs --name"),
+                      (["--name", "x", "--set", "vtlp=0.7"], "vtlp must be"),
+                      (["--name", "D2", "--set", "vtlp=0.1"], "--name takes")):
+        with pytest.raises(SystemExit):
+            ablation.main(argv + ["--out", str(tmp_path), "--json", str(tmp_path / "a.json")])
+        assert msg in capsys.readouterr().err

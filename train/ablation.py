@@ -4,6 +4,9 @@ for each shipped recipe, measured on validation data only (never the test split)
     python -m train.ablation [--recipe fsdd|arabic_digits ...] [--variant T1,T2,D2,D3] [--shard I/N]
                              [--out build/ablation] [--json build/report/spike_ablation.json] [--data DIR]
     python -m train.ablation --table            # only collect what is there: the JSON and the markdown table
+    python -m train.ablation --recipe fsdd --name vtlp10 --set vtlp=0.1 --set loso_copies=2
+                                                # any other variant of a recipe (``rsnn train --set`` settings),
+                                                # measured by the same protocol under its own name
 
 * **FSDD** (no val split): leave-one-speaker-out, the recipe's LOSO protocol (train on the five other speakers'
   utterances of both splits with one augmented copy and the shorter LOSO schedule; measure on all 500 utterances
@@ -92,31 +95,28 @@ def measure(model, feats: list, labels: np.ndarray) -> dict:
 
 def _feature_sets(recipe, fold: str, data_dir: Path):
     """(train set, held-out set) of one job."""
-    from .recipes import LABELS, _load
-    from .data import load_features
+    from .recipes import _load, loso_features
     if recipe.name != "fsdd":
         r = dataclasses.replace(recipe, train_splits=("train",), test_split="val", loso=False)
         return _load(r, data_dir, lambda *_: None)
-    cfg = recipe.loso_config or recipe.config
-    everything = clean = None
-    for s in ("train", "test"):
-        fs = load_features(data_dir, s, LABELS, recipe.frontend, copies=1, seed=cfg.seed)
-        everything = fs if everything is None else everything.concat(fs)
-        fs = load_features(data_dir, s, LABELS, recipe.frontend)
-        clean = fs if clean is None else clean.concat(fs)
+    everything, clean = loso_features(recipe, data_dir)
     if fold not in set(clean.speakers):
         raise DataError(f"speaker {fold!r} is not in {data_dir}")
     return (everything.subset(i for i, x in enumerate(everything.speakers) if x != fold),
             clean.subset(i for i, x in enumerate(clean.speakers) if x == fold))
 
 
-def run_job(recipe_name: str, variant: str, fold: str, out: Path, data_dir: Path | None = None, log=print) -> dict:
+def run_job(recipe_name: str, variant: str, fold: str, out: Path, data_dir: Path | None = None, log=print,
+            overrides: dict | None = None) -> dict:
+    """One fold of one variant (``overrides``: the settings of a variant not in :data:`VARIANTS`)."""
     from .loop import train
     from .recipes import LABELS, RECIPES, with_overrides
     path = out / recipe_name / variant / f"{fold}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in VARIANTS[variant][1].items()}
+    if overrides is None:
+        overrides = VARIANTS[variant][1]
+    overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
     recipe = with_overrides(RECIPES[recipe_name], overrides)
     data_dir = Path(data_dir) if data_dir else default_data_dir(recipe.dataset)
     t0 = time.perf_counter()
@@ -127,7 +127,7 @@ def run_job(recipe_name: str, variant: str, fold: str, out: Path, data_dir: Path
     model = stages[-1].model
     path.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, path.with_suffix(".npz"))
-    res = {"recipe": recipe_name, "variant": variant, "fold": fold, "config": cfg.to_dict(),
+    res = {"recipe": recipe_name, "variant": variant, "fold": fold, "overrides": overrides, "config": cfg.to_dict(),
            "stages": {s.name: s.accuracy for s in stages}, **measure(model, held.feats, held.labels),
            "train_seconds": round(time.perf_counter() - t0, 1)}
     tmp = path.with_suffix(".tmp")
@@ -143,7 +143,8 @@ def collect(out: Path) -> dict:
     """Aggregate every finished job under ``out``: {recipe: {variant: row}}."""
     rows = {}
     for r in RECIPE_NAMES:
-        for v in VARIANTS:
+        names = list(VARIANTS) + sorted(p.name for p in (out / r).glob("*") if p.is_dir() and p.name not in VARIANTS)
+        for v in names:
             folds = [json.loads(p.read_text()) for p in sorted((out / r / v).glob("*.json"))]
             if not folds:
                 continue
@@ -151,8 +152,12 @@ def collect(out: Path) -> dict:
             frames = sum(f["frames"] for f in folds)
             n = sum(f["n"] for f in folds)
             cmax = max(f["cycles_max"] for f in folds)
+            sets = " ".join(f"--set {k}={json.dumps(x, separators=(',', ':'))}"
+                            for k, x in folds[0].get("overrides", {}).items())
             row = {
-                "variant": VARIANTS[v][0], "folds": {f["fold"]: f["correct"] / f["n"] for f in folds},
+                "variant": VARIANTS[v][0] if v in VARIANTS else (sets or "the recipe as it is"),
+                "overrides": folds[0].get("overrides", {}),
+                "folds": {f["fold"]: f["correct"] / f["n"] for f in folds},
                 "complete": len(folds) == want,
                 "accuracy": float(np.mean([f["correct"] / f["n"] for f in folds])),
                 "events_per_frame": [round(sum(f["in_events"][i] + f["rec_events"][i] for f in folds) / frames, 3)
@@ -201,11 +206,37 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=DEFAULT_JSON)
     p.add_argument("--data", type=Path, help="data folder (default ../shared/data/<set>)")
     p.add_argument("--table", action="store_true", help="only collect the finished jobs")
+    p.add_argument("--name", help="a variant of your own, with --set (its jobs go under OUT/RECIPE/NAME)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting of --name's variant, as for "
+                   "`rsnn train --set` (repeatable)")
     a = p.parse_args(argv)
-    variants = [v.strip() for v in a.variant.split(",") if v.strip()]
-    bad = [v for v in variants if v not in VARIANTS]
-    if bad:
-        p.error(f"unknown variant(s) {bad}: choose from {', '.join(VARIANTS)}")
+    overrides = None
+    if a.name is not None:
+        from .recipes import RECIPES, with_overrides
+        if not a.name.replace("_", "").replace("-", "").isalnum() or a.name in VARIANTS:
+            p.error(f"--name takes letters, digits, '-' and '_', and not one of {', '.join(VARIANTS)}: {a.name!r}")
+        overrides = {}
+        for pair in a.set or ():
+            key, sep, text = pair.partition("=")
+            if not sep or not key:
+                p.error(f"--set takes KEY=VALUE, not {pair!r}")
+            try:
+                overrides[key.strip()] = json.loads(text)
+            except ValueError:
+                overrides[key.strip()] = text
+        for r in a.recipe or RECIPE_NAMES:
+            try:
+                with_overrides(RECIPES[r], overrides)
+            except ValueError as e:
+                p.error(str(e))
+        variants = [a.name]
+    elif a.set:
+        p.error("--set needs --name (the variant's name)")
+    else:
+        variants = [v.strip() for v in a.variant.split(",") if v.strip()]
+        bad = [v for v in variants if v not in VARIANTS]
+        if bad:
+            p.error(f"unknown variant(s) {bad}: choose from {', '.join(VARIANTS)}")
     try:
         i, n = (int(x) for x in a.shard.split("/"))
         if not 0 <= i < n:
@@ -216,7 +247,7 @@ def main(argv=None) -> int:
         todo = jobs(a.recipe or RECIPE_NAMES, variants)[i::n]
         for r, v, fold in todo:
             try:
-                run_job(r, v, fold, a.out, a.data)
+                run_job(r, v, fold, a.out, a.data, overrides=overrides)
             except DataError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2

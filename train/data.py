@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from golden.data import PROJECT_ROOT, read_manifest
-from golden.frontend import features, read_audio
+from golden.frontend import features, mel_band_edges, read_audio, triangles
 from golden.params import FrontEndParams
 
-__all__ = ["FeatureSet", "load_features", "augment_waveform", "batches", "to_tensor"]
+__all__ = ["FeatureSet", "load_features", "augment_waveform", "vtlp_filterbank", "batches", "to_tensor"]
 
 CACHE = PROJECT_ROOT / "build" / "cache"
 
@@ -59,14 +59,31 @@ def augment_waveform(x: np.ndarray, rate: int, rng: np.random.Generator, speed: 
     return x + rng.normal(0, rms * 10 ** (-rng.uniform(15, 35) / 20), size=len(x))
 
 
+def vtlp_filterbank(p: FrontEndParams, alpha: float) -> np.ndarray:
+    """The front end's filterbank with its band edges warped by vocal-tract-length perturbation (Jaitly and
+    Hinton, 2013): ``f -> alpha f`` up to a knee, then linear so that the Nyquist frequency maps onto itself; a
+    factor ``alpha`` stands in for a speaker whose formants sit ``alpha`` times higher."""
+    nyq = p.sample_rate / 2
+    hi = 0.85 * nyq
+    knee = hi * min(alpha, 1.0) / alpha
+    f = mel_band_edges(p)
+    warped = np.where(f <= knee, alpha * f, nyq - (nyq - hi * min(alpha, 1.0)) / (nyq - knee) * (nyq - f))
+    return triangles(warped, p.sample_rate, p.n_fft)
+
+
 def load_features(data_dir, split, labels, frontend: FrontEndParams, label_column="digit", copies: int = 0,
-                  seed: int = 0, cache: bool = True, speed: float = 0.0) -> FeatureSet:
+                  seed: int = 0, cache: bool = True, speed: float = 0.0, vtlp: float = 0.0) -> FeatureSet:
     """Features of every utterance of ``split`` (plus ``copies`` augmented copies of each, seeded; ``speed``: see
-    :func:`augment_waveform`)."""
+    :func:`augment_waveform`; ``vtlp > 0``: each augmented copy's filterbank is warped by a factor drawn in
+    ``[1 - vtlp, 1 + vtlp]`` (:func:`vtlp_filterbank`, a generator of its own: the other draws stay as they
+    were))."""
+    if not 0.0 <= vtlp < 0.5:
+        raise ValueError(f"vtlp must be in [0, 0.5), not {vtlp}")
     utts = read_manifest(data_dir, split, label_column)
     index = {lab: i for i, lab in enumerate(labels)}
     key = json.dumps([str(Path(data_dir).resolve()), split, label_column, frontend.to_dict(), copies, seed,
-                      len(utts), 1] + ([speed] if speed and copies else []), sort_keys=True)
+                      len(utts), 1] + ([speed] if speed and copies else [])
+                     + ([["vtlp", vtlp]] if vtlp and copies else []), sort_keys=True)
     path = CACHE / f"features-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
     if cache and path.is_file():
         z = np.load(path)
@@ -77,9 +94,13 @@ def load_features(data_dir, split, labels, frontend: FrontEndParams, label_colum
         for copy in range(copies + 1):
             for i, u in enumerate(utts):
                 x, rate = read_audio(u.path)
+                fb = None
                 if copy:
                     x = augment_waveform(x, rate, np.random.default_rng([seed, copy, i]), speed)
-                feats.append(features(x, rate, frontend))
+                    if vtlp:
+                        alpha = np.random.default_rng([seed, copy, i, 0x7C1]).uniform(1 - vtlp, 1 + vtlp)
+                        fb = vtlp_filterbank(frontend, alpha)
+                feats.append(features(x, rate, frontend, fb))
         if cache:
             CACHE.mkdir(parents=True, exist_ok=True)
             offsets = np.cumsum([0] + [len(f) for f in feats])

@@ -40,6 +40,8 @@ class Recipe:
     test_split: str = "test"
     aug_copies: int = 2
     speed_perturb: float = 0.0    # augmented copies are also resampled by 1 +- up to this (train.data.augment_waveform)
+    vtlp: float = 0.0             # ... and their filterbank warped by 1 +- up to this (train.data.vtlp_filterbank)
+    loso_copies: int = 1          # augmented copies per utterance in the leave-one-speaker-out runs
     loso: bool = False            # leave-one-speaker-out figure (FSDD)
     loso_config: TrainConfig | None = None
     ablate_time_steps: bool = False
@@ -116,7 +118,7 @@ def _load_holdout(recipe: Recipe, data_dir: Path, log) -> tuple[FeatureSet, Feat
     index = manifest_index(data_dir)
     held = set(recipe.val_holdout)
     full = load_features(data_dir, "train", LABELS, recipe.frontend, copies=recipe.aug_copies,
-                         seed=recipe.config.seed, speed=recipe.speed_perturb)
+                         seed=recipe.config.seed, speed=recipe.speed_perturb, vtlp=recipe.vtlp)
     clean = load_features(data_dir, "train", LABELS, recipe.frontend)
     train_set = full.subset(i for i, p in enumerate(full.paths) if index[p] not in held)
     val_set = clean.subset(i for i, p in enumerate(clean.paths) if index[p] in held)
@@ -131,7 +133,7 @@ def _load(recipe: Recipe, data_dir: Path, log) -> tuple[FeatureSet, FeatureSet]:
     t = time.perf_counter()
     test_set = load_features(data_dir, recipe.test_split, LABELS, recipe.frontend)  # first: a missing split fails fast
     sets = [load_features(data_dir, s, LABELS, recipe.frontend, copies=recipe.aug_copies, seed=recipe.config.seed,
-                          speed=recipe.speed_perturb) for s in recipe.train_splits]
+                          speed=recipe.speed_perturb, vtlp=recipe.vtlp) for s in recipe.train_splits]
     train_set = sets[0]
     for s in sets[1:]:
         train_set = train_set.concat(s)
@@ -169,7 +171,7 @@ def _platform() -> dict:
             **kernel_settings()}
 
 
-_RECIPE_KNOBS = ("aug_copies", "speed_perturb")
+_RECIPE_KNOBS = ("aug_copies", "speed_perturb", "vtlp", "loso_copies")
 _DICT_FIELDS = ("block_sparsity_per_matrix",)
 
 
@@ -220,7 +222,9 @@ def with_overrides(recipe: Recipe, overrides: dict) -> Recipe:
     c = out.config
     problems = [msg for bad, msg in (
         (out.aug_copies < 0, "aug_copies must be >= 0"),
-        (not 0.0 <= out.speed_perturb <= 0.5, "speed_perturb must be within 0 .. 0.5"),
+        (not 0.0 <= out.speed_perturb < 0.5, "speed_perturb must be within 0 .. 0.5 (excluded)"),
+        (not 0.0 <= out.vtlp < 0.5, "vtlp must be within 0 .. 0.5 (excluded)"),
+        (out.loso_copies < 0, "loso_copies must be >= 0"),
         (min(c.epochs_float, c.epochs_quant, c.epochs_structured, c.epochs_sparse) < 0, "epochs must be >= 0"),
         (c.batch_size < 1 or c.lr <= 0, "batch_size must be >= 1 and lr > 0"),
         (not 0.0 <= c.sparsity < 1.0, "sparsity must be within 0 .. 1 (excluded)"),
@@ -293,6 +297,7 @@ def run_recipe(name: str, data_dir: Path | None = None, models_dir: Path | None 
         **({"val_holdout": {"split": "train", "index": list(recipe.val_holdout)}}
            if recipe.test_split == "val" and recipe.val_holdout else {}),
         "augmentation": {"copies": recipe.aug_copies, "speed_perturb": recipe.speed_perturb,
+                         **({"vtlp": recipe.vtlp} if recipe.vtlp else {}),
                          "waveform": "gain +-6 dB, white noise 15-35 dB SNR, time shift -50..+150 ms"},
         "model_file": str(path.relative_to(PROJECT_ROOT))
         if path.is_relative_to(PROJECT_ROOT) else str(path),
@@ -322,17 +327,24 @@ def run_recipe(name: str, data_dir: Path | None = None, models_dir: Path | None 
     return report
 
 
+def loso_features(recipe: Recipe, data_dir: Path) -> tuple[FeatureSet, FeatureSet]:
+    """(every utterance of both FSDD splits with ``loso_copies`` augmented copies each, every utterance clean):
+    the material of the leave-one-speaker-out folds."""
+    cfg = recipe.loso_config or recipe.config
+    everything = clean = None
+    for s in ("train", "test"):
+        fs = load_features(data_dir, s, LABELS, recipe.frontend, copies=recipe.loso_copies, seed=cfg.seed,
+                           speed=recipe.speed_perturb, vtlp=recipe.vtlp)
+        everything = fs if everything is None else everything.concat(fs)
+        fs = load_features(data_dir, s, LABELS, recipe.frontend)
+        clean = fs if clean is None else clean.concat(fs)
+    return everything, clean
+
+
 def _loso(recipe: Recipe, data_dir: Path, progress, log) -> dict:
     """Train on five FSDD speakers (all their utterances), test on the sixth; every speaker once."""
     cfg = recipe.loso_config or recipe.config
-    everything = None
-    for s in ("train", "test"):
-        fs = load_features(data_dir, s, LABELS, recipe.frontend, copies=1, seed=cfg.seed)
-        everything = fs if everything is None else everything.concat(fs)
-    clean = []
-    for s in ("train", "test"):
-        fs = load_features(data_dir, s, LABELS, recipe.frontend)
-        clean = fs if not clean else clean.concat(fs)
+    everything, clean = loso_features(recipe, data_dir)
     speakers = sorted(set(clean.speakers))
     per = {}
     t = time.perf_counter()
@@ -344,8 +356,9 @@ def _loso(recipe: Recipe, data_dir: Path, progress, log) -> dict:
         log(f"[leave-one-speaker-out] {spk}: golden accuracy {per[spk] * 100:.2f} % on {len(te)} utterances")
     return {"per_speaker": per, "mean": float(np.mean(list(per.values()))), "config": cfg.to_dict(),
             "seconds": round(time.perf_counter() - t, 1),
-            "protocol": "train on the 5 other speakers (all splits, 1 augmented copy), test on all 500 utterances "
-                        "of the held-out speaker; the 4-bit pruned model, run through golden"}
+            "protocol": f"train on the 5 other speakers (all splits, {recipe.loso_copies} augmented "
+                        f"cop{'y' if recipe.loso_copies == 1 else 'ies'}), test on all 500 utterances of the held-out "
+                        "speaker; the 4-bit pruned model, run through golden"}
 
 
 def main(argv=None) -> int:
