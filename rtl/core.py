@@ -67,6 +67,9 @@ CORE_FAULTS = {
     "counter_skips_last": "the cycles counter does not count the stage's last update cycle (timing is right)",
     "slow_output": "one idle cycle after each output word, outside the cycles counter",
     "hang": "the core never leaves the readout's last update (the testbench's watchdog must fire)",
+    "spike_payload_one": "a spike event carries payload 1 whatever its level (multi-level spikes counted as binary)",
+    "level_past_smax": "a spike level whose multiple of the threshold lies above the saturated maximum is not "
+                       "switched off (a saturated potential fires it)",
 }
 
 
@@ -511,7 +514,8 @@ class Core(wiring.Component):
             for t in range(T):
                 m.d.comb += lv[t].eq(Array([spikes[l_][t].as_value().word_select(ev_index, sbits)
                                             for l_ in range(Lmax)] + [Const(0, sbits)])[lay_sel])
-            m.d.comb += [src_payload.eq(_or_all(lv)), src_mask.eq(Cat(*[lv[t] != 0 for t in range(T)]))]
+            payload = Const(1, sbits) if fault == "spike_payload_one" else _or_all(lv)
+            m.d.comb += [src_payload.eq(payload), src_mask.eq(Cat(*[lv[t] != 0 for t in range(T)]))]
         pend = Signal()
         pend_ev = Signal(data.StructLayout({"payload": fb, "mask": T, "rec": 1}))
         m.d.sync += [pend.eq(gen.o.valid), pend_ev.payload.eq(src_payload), pend_ev.mask.eq(src_mask),
@@ -581,8 +585,9 @@ class Core(wiring.Component):
             th_m[lvl] = Signal(widths["THRESHOLD"] + Dmax.bit_length(), name=f"th_x{lvl}")
             smax_th_m[lvl] = Signal(signed(sbm + 2 + Dmax.bit_length()), name=f"smax_th_x{lvl}")
             ok_m[lvl] = Signal(name=f"level{lvl}_ok")
+            below = Const(1, 1) if fault == "level_past_smax" else th_sel * lvl <= top - 1
             m.d.sync += [th_m[lvl].eq(th_sel * lvl), smax_th_m[lvl].eq(top - 1 - th_sel * lvl),
-                         ok_m[lvl].eq((d_sel >= lvl) & (th_sel * lvl <= top - 1))]
+                         ok_m[lvl].eq((d_sel >= lvl) & below)]
         leak = Signal(widths["LEAK_SHIFT"])
         rzero, is_fresh, u_ro = Signal(), Signal(), Signal()
         m.d.sync += [leak.eq(Array([lr[l]["LEAK_SHIFT"] for l in range(Lmax)]

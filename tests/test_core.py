@@ -167,15 +167,17 @@ def test_golden_change_is_caught(core_run):
 
 @sim
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["acc_not_transparent", "last_block_dropped", "cfg_ready_while_busy"])
-def test_injected_core_faults_are_caught(fault, core_run, tmp_path):
-    """make regress --core --faults in small: the first model's stimulus on a core with a deliberate bug (a unit's
-    datapath, the fetch, the configuration handshake) fails the comparison or the testbench's own checks."""
+@pytest.mark.parametrize("fault,run", [("acc_not_transparent", 0), ("last_block_dropped", 0),
+                                       ("cfg_ready_while_busy", 0), ("spike_payload_one", 2)])
+def test_injected_core_faults_are_caught(fault, run, core_run, tmp_path):
+    """make regress --core --faults in small: a model's stimulus on a core with a deliberate bug (a unit's
+    datapath, the fetch, the configuration handshake, the multi-level spike payload) fails the comparison or the
+    testbench's own checks."""
     from rtl.core import CORE_FAULTS
     from tb.core_runner import compare_core, simulate_core
     from tb.runner import SimError
     assert fault in CORE_FAULTS
-    model, utts, _, _ = core_run[0]
+    model, utts, _, _ = core_run[run]
     try:
         res = simulate_core("icarus", model, HW, utts, tmp_path, bubble_p=0.2, stall_p=0.2, preload_p=0.3,
                             busy_write_p=0.3, seed=1, fault=fault)
