@@ -267,10 +267,15 @@ def synthesize(hw: HardwareParams, work: Path, ice40: bool = True, log=print) ->
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m synth.synth", description=__doc__.split("\n\n")[0])
     p.add_argument("--pe", type=int, default=HardwareParams().pe_count)
+    p.add_argument("--max-spike-level", type=int, default=HardwareParams().max_spike_level,
+                   help="largest multi-level spike the core runs (default 1: binary spikes)")
     p.add_argument("--no-ice40", action="store_true")
     p.add_argument("--json", default=str(PROJECT_ROOT / "build" / "report" / "synth.json"))
     args = p.parse_args(argv)
-    hw = HardwareParams(pe_count=args.pe)
+    try:
+        hw = HardwareParams(pe_count=args.pe, max_spike_level=args.max_spike_level).validate()
+    except ValueError as e:
+        p.error(str(e))
     res = synthesize(hw, PROJECT_ROOT / "build" / "synth", ice40=not args.no_ice40)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(res, indent=1))
