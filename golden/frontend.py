@@ -11,7 +11,16 @@ float64 and deterministic:
    one window when shorter. A Hann window; power spectrum ``|rfft(frame, n_fft)|**2``.
 4. **Mel**: ``n_mels`` triangular filters equally spaced on the HTK mel scale ``2595 log10(1 + f/700)``
    between ``fmin_hz`` and ``fmax_hz``; energies in dB: ``10 log10(mel + 1e-10)``.
-5. **Noise gate** (only when ``noise_gate_db > 0``; off by default): each band tracks its own noise floor, a
+5. **Band normalisation** (only when ``band_norm_frames = N > 0``; off by default): each band's causal running
+   mean ``m`` (the mean of the frames so far while there are fewer than ``N``, then an exponential average with
+   weight ``1 / N``) is subtracted, and the frame's mean over bands of ``m`` added back::
+
+       m[f, b] = m[f-1, b] + (dB[f, b] - m[f-1, b]) / min(f + 1, N)        (m[-1, b] = 0)
+       dB[f, b] -> dB[f, b] - m[f, b] + mean over b of m[f, b]
+
+   A speaker's or a microphone's lasting spectral shape goes; the level (what the quantizer's reference follows)
+   stays.
+6. **Noise gate** (only when ``noise_gate_db > 0``; off by default): each band tracks its own noise floor, a
    running minimum that may rise by at most ``noise_rise_db`` per frame, and passes only where it stands at least
    ``noise_gate_db`` above it::
 
@@ -21,7 +30,7 @@ float64 and deterministic:
    Most of a steady background (hum, hiss, a noisy microphone) is removed, at any recording level; a band of
    noise swings by several dB and its deepest dips set its floor, so some of its peaks still pass. The first
    frame, which starts the estimate, gives no event.
-6. **Quantize** causally against a running reference level (an automatic gain control with instant attack)::
+7. **Quantize** causally against a running reference level (an automatic gain control with instant attack)::
 
        ref[f] = max(peak[f], ref[f-1] - release_db, floor_db)      with peak[f] = max over bands of dB[f]
        q[f, b] = clip(floor((dB[f, b] - ref[f] + range_db) * L / range_db), 0, L),   L = 2**feature_bits - 1
@@ -42,7 +51,7 @@ import soundfile
 from .data import check_regular_file
 from .params import FrontEndParams
 
-__all__ = ["AudioError", "read_audio", "resample", "log_mel", "noise_gate", "quantize", "features",
+__all__ = ["AudioError", "read_audio", "resample", "log_mel", "band_norm", "noise_gate", "quantize", "features",
            "features_from_file", "mel_filterbank", "mel_band_edges", "triangles"]
 
 
@@ -162,8 +171,22 @@ def log_mel(x: np.ndarray, p: FrontEndParams, filterbank: np.ndarray | None = No
     return 10.0 * np.log10(power @ fb.T + 1e-10)
 
 
+def band_norm(db: np.ndarray, p: FrontEndParams) -> np.ndarray:
+    """Step 5: ``db`` (F, n_mels) with each band's causal running mean removed and the frame's mean of those means
+    added back; ``db`` itself when it is off (``band_norm_frames == 0``)."""
+    n = p.band_norm_frames
+    if not n or len(db) == 0:
+        return db
+    out = np.empty_like(db)
+    m = np.zeros(db.shape[1])
+    for f in range(len(db)):
+        m = m + (db[f] - m) / min(f + 1, n)
+        out[f] = db[f] - m + m.mean()
+    return out
+
+
 def noise_gate(db: np.ndarray, p: FrontEndParams) -> np.ndarray:
-    """Step 5: ``db`` (F, n_mels) with every value less than ``noise_gate_db`` above its band's running noise floor
+    """Step 6: ``db`` (F, n_mels) with every value less than ``noise_gate_db`` above its band's running noise floor
     set to ``-inf``; ``db`` itself when the gate is off (``noise_gate_db == 0``)."""
     if not p.noise_gate_db or len(db) == 0:
         return db
@@ -190,7 +213,7 @@ def quantize(db: np.ndarray, p: FrontEndParams) -> np.ndarray:
 
 def features(x: np.ndarray, rate: int, p: FrontEndParams, filterbank: np.ndarray | None = None) -> np.ndarray:
     """Integer features (F, n_mels) of mono samples ``x`` at ``rate`` Hz (``filterbank``: see :func:`log_mel`)."""
-    return quantize(noise_gate(log_mel(resample(x, rate, p.sample_rate), p, filterbank), p), p)
+    return quantize(noise_gate(band_norm(log_mel(resample(x, rate, p.sample_rate), p, filterbank), p), p), p)
 
 
 def features_from_file(path, p: FrontEndParams) -> np.ndarray:

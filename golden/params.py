@@ -315,6 +315,11 @@ class FrontEndParams(_Json):
         below, the band gives no event. Removes most of a steady background, at any recording level.
     noise_rise_db : float
         How fast (dB per frame) a band's noise-floor estimate may rise (it falls instantly to a quieter frame).
+    band_norm_frames : int
+        0 (the default): off. Otherwise a causal per-band mean normalisation (:func:`golden.frontend.band_norm`):
+        each band's running mean over the last ``band_norm_frames`` frames or so (the mean of all frames so far
+        until there are that many) is subtracted and the frame's mean over bands of those means added back, so a
+        voice's or a microphone's lasting spectral shape is removed and the level stays.
 
     Fields added after models were shipped (the noise gate) are written by :meth:`to_dict` only when they differ
     from their defaults, so a model file that does not use them keeps its bytes.
@@ -332,9 +337,10 @@ class FrontEndParams(_Json):
     floor_db: float = -10.0
     noise_gate_db: float = 0.0
     noise_rise_db: float = 0.1
+    band_norm_frames: int = 0
 
     #: Written by :meth:`to_dict` only when not at their defaults (see above).
-    RECORDED_WHEN_SET = ("noise_gate_db", "noise_rise_db")
+    RECORDED_WHEN_SET = ("noise_gate_db", "noise_rise_db", "band_norm_frames")
 
     def to_dict(self) -> dict:
         out = super().to_dict()
@@ -374,6 +380,7 @@ class FrontEndParams(_Json):
         _num(f"{where}.release_db", self.release_db, 0.0, 100.0)
         _num(f"{where}.floor_db", self.floor_db, -200.0, 200.0)
         _num(f"{where}.noise_gate_db", self.noise_gate_db, 0.0, 100.0)
+        _int(f"{where}.band_norm_frames", self.band_norm_frames, 0, 10_000)
         _num(f"{where}.noise_rise_db", self.noise_rise_db, 0.0, 100.0)
         return self
 

@@ -106,6 +106,24 @@ def test_noise_gate_levels():
     assert noise_gate(db, FrontEndParams(n_mels=2)) is db  # off by default
 
 
+def test_band_norm_by_hand_and_removes_a_lasting_tilt():
+    from golden.frontend import band_norm
+    p = FrontEndParams(n_mels=2, band_norm_frames=2)
+    db = np.array([[0.0, 10.0], [4.0, 10.0], [8.0, 20.0]])
+    # means: [0, 10]; [2, 10] (mean of 2 frames); [5, 15] (weight 1 / 2); out = db - m + mean(m)
+    assert np.allclose(band_norm(db, p), [[5.0, 5.0], [8.0, 6.0], [13.0, 15.0]])
+    assert band_norm(db, FrontEndParams(n_mels=2)) is db       # off by default
+    # a lasting tilt (a different voice or microphone) is gone after the warm-up: two signals that differ by a
+    # fixed per-band gain give the same normalised frames
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 5, (60, 8))
+    tilt = np.linspace(-9, 9, 8)
+    q = FrontEndParams(n_mels=8, band_norm_frames=10)
+    assert np.allclose(band_norm(x + tilt, q), band_norm(x, q))
+    assert "band_norm_frames" not in FrontEndParams().to_dict()
+    assert FrontEndParams(band_norm_frames=5).to_dict()["band_norm_frames"] == 5
+
+
 @pytest.mark.parametrize("noise_level", [3e-3, 3e-2, 0.3])
 def test_noise_gate_removes_steady_noise_and_keeps_a_tone(noise_level):
     rate = 8000
