@@ -46,8 +46,9 @@ __all__ = ["FORMAT", "VERSION", "ModelFileError", "save_model", "load_model", "m
 
 FORMAT = "rsnn-model"
 #: The version this golden writes for a model with multi-level spikes (a layer's ``spike_levels`` > 1). A model
-#: of binary spikes is written as version 1, which is the same format without that field, so that readers of
-#: version 1 read it and its bytes stay what they were. Both versions are read.
+#: of binary spikes is written as version 1, the same format without that field, so that its bytes stay what
+#: they were (an older golden still reads it unless it sets a field added since, such as a front-end option,
+#: which such a golden refuses by name). Both versions are read.
 VERSION = 2
 VERSIONS = (1, 2)
 MAX_MODEL_BYTES = 64 << 20
@@ -236,7 +237,7 @@ def _from_zip(zf: zipfile.ZipFile, infos: list, name: str, bad: str) -> Model:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{bad}: header.format is {header.get('format') if isinstance(header, dict) else header!r}")
     version = header.get("version")
-    if isinstance(version, bool) or version not in VERSIONS:
+    if type(version) is not int or version not in VERSIONS:
         raise ModelFileError(f"{name}: model file version {version!r} is not supported (this golden reads "
                              f"versions {', '.join(map(str, VERSIONS))}); re-export the model with this version")
     missing = {"network", "frontend", "labels", "meta"} - set(header)

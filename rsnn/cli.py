@@ -192,7 +192,7 @@ def evaluate(model: Model, utts: list, keep: bool = False) -> dict:
         pred, lengths = trace.decisions, trace.lengths
         potentials = trace.potentials
         totals = {k: v.sum(axis=(0, 1)) for k, v in trace.counters.items()}
-        spike_sums = [int(trace.spikes[l].sum()) for l in range(L)]
+        spike_sums = [int(np.count_nonzero(trace.spikes[l])) for l in range(L)]   # a spike of any level: one
         silent = trace.counters["in_events"][:, :, 0].sum(axis=1) == 0
     else:
         pred = np.zeros(len(utts), dtype=np.int64)
@@ -211,7 +211,7 @@ def evaluate(model: Model, utts: list, keep: bool = False) -> dict:
             for k, v in tr.counters.items():
                 totals[k] += v.sum(axis=(0, 1))
             for l in range(L):
-                spike_sums[l] += int(tr.spikes[l].sum())
+                spike_sums[l] += int(np.count_nonzero(tr.spikes[l]))
             t2 = time.perf_counter()
             t_feat += t1 - t0
             t_gold += t2 - t1

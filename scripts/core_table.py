@@ -64,6 +64,7 @@ def rows_for(path: Path, pes, data: Path | None = None, split: str = "test") -> 
     out = []
     for P in pes:
         hw = HardwareParams(pe_count=P, max_spike_level=max(lp.spike_levels for lp in model.network.layers))
+        hw.check(model.network)     # ParamError (named by main) for a model the core does not run
         cyc = core_cycle_counts(model, hw, feats, trace).sum(-1)
         active = np.arange(cyc.shape[1])[None, :] < trace.lengths[:, None]
         c, lb = cyc[active], lower_bound(model, hw, trace)[active]

@@ -720,7 +720,7 @@ def test_model_file_writer_and_reader_refusals(tmp_path):
         model_from_bytes(with_header(h.astype(np.int16)))
     with pytest.raises(ModelFileError, match="header.format"):
         model_from_bytes(with_header(np.frombuffer(b"[1, 2]", dtype=np.uint8)))
-    for version in (0, 3, "1", "2", None, True, 2.5):
+    for version in (0, 3, "1", "2", None, True, 2.5, 2.0, 1.0):
         hd = json.loads(h.tobytes())
         hd["version"] = version
         with pytest.raises(ModelFileError, match="not supported"):

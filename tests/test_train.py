@@ -724,6 +724,14 @@ def test_the_chosen_block_pruning_settings_are_valid_overrides_of_their_recipes(
         assert not RECIPES[name].config.block_pruning()      # the shipped recipe itself stays unpruned by blocks
 
 
+def test_fired_counts_events_with_the_gradient_of_the_level():
+    from train.loop import fired
+    s = torch.tensor([0.0, 1.0, 2.0, 3.0], requires_grad=True)
+    f = fired(s)
+    f.sum().backward()
+    assert f.tolist() == [0.0, 1.0, 1.0, 1.0] and s.grad.tolist() == [1.0, 1.0, 1.0, 1.0]
+
+
 def test_peak_excess_counts_only_the_frames_above_the_cap():
     from train.loop import peak_excess
     s = torch.zeros(2, 3, 2, 10)                  # (B, F, T, N)
@@ -769,6 +777,16 @@ def test_peak_penalty_lowers_the_busiest_frames_of_the_exported_model():
         per_frame = sum(s.any(axis=2).sum(-1) for s in tr.spikes)           # (B, F) spikes of all layers
         peaks.append(np.sort(per_frame.ravel())[-10:].mean())
     assert peaks[1] < 0.7 * peaks[0], peaks
+
+
+def test_depth_changing_overrides_keep_binary_spikes_per_layer():
+    from train.recipes import RECIPES, with_overrides
+    r = with_overrides(RECIPES["fsdd"], {"hidden": [64], "thresholds": [32], "leak_shifts": [3], "state_bits": [16],
+                                         "keep_neurons": None})
+    assert r.config.spike_levels == r.loso_config.spike_levels == (1,)
+    with pytest.raises(ValueError, match="spike_levels need one entry per layer"):
+        with_overrides(RECIPES["fsdd"], {"hidden": [64], "thresholds": [32], "leak_shifts": [3],
+                                         "state_bits": [16], "keep_neurons": None, "spike_levels": [2, 2]})
 
 
 def test_overrides_reach_the_leave_one_speaker_out_schedule():

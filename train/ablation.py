@@ -74,8 +74,9 @@ def hardware_for(model) -> HardwareParams:
 def measure(model, feats: list, labels: np.ndarray) -> dict:
     """Golden and the core's cycle model on ``feats``: the per-job figures (totals, so that folds add up)."""
     from synth.report import energy_from_counters
-    trace = run_batch(model, feats)
     hw = hardware_for(model)
+    hw.check(model.network)          # the core's figures only for what the core runs (ParamError otherwise)
+    trace = run_batch(model, feats)
     cyc = core_cycle_counts(model, hw, feats, trace).sum(-1)
     active = np.arange(cyc.shape[1])[None, :] < trace.lengths[:, None]
     c, lb = cyc[active], lower_bound(model, hw, trace)[active]
@@ -112,11 +113,15 @@ def run_job(recipe_name: str, variant: str, fold: str, out: Path, data_dir: Path
     from .loop import train
     from .recipes import LABELS, RECIPES, with_overrides
     path = out / recipe_name / variant / f"{fold}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
     if overrides is None:
         overrides = VARIANTS[variant][1]
     overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+    if path.is_file():
+        done = json.loads(path.read_text())
+        if done.get("overrides", overrides) != overrides:
+            raise ValueError(f"{path} was measured with --set {done.get('overrides')}, not {overrides}: give this "
+                             "variant another --name (or remove that folder)")
+        return done
     recipe = with_overrides(RECIPES[recipe_name], overrides)
     data_dir = Path(data_dir) if data_dir else default_data_dir(recipe.dataset)
     t0 = time.perf_counter()
@@ -226,7 +231,10 @@ def main(argv=None) -> int:
                 overrides[key.strip()] = text
         for r in a.recipe or RECIPE_NAMES:
             try:
-                with_overrides(RECIPES[r], overrides)
+                rec = with_overrides(RECIPES[r], overrides)
+                net = rec.config.network(rec.frontend.n_mels, rec.frontend.feature_bits, 10)
+                HardwareParams(pe_count=ABLATION_P, time_steps=net.time_steps, max_spike_level=max(
+                    lp.spike_levels for lp in net.layers)).check(net)
             except ValueError as e:
                 p.error(str(e))
         variants = [a.name]
@@ -248,7 +256,7 @@ def main(argv=None) -> int:
         for r, v, fold in todo:
             try:
                 run_job(r, v, fold, a.out, a.data, overrides=overrides)
-            except DataError as e:
+            except (DataError, ValueError) as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
     rows = collect(a.out)

@@ -210,12 +210,18 @@ def block_reads(model: Model, trace, feats: list, P: int | None = None) -> int:
     return total
 
 
+def fired(s: torch.Tensor) -> torch.Tensor:
+    """1 where a spike of any level fired, 0 elsewhere (an event: what the hardware pays for), with the gradient
+    of the spike level itself (straight through); for binary spikes, ``s`` itself."""
+    return s - (s - torch.clamp(s, max=1.0)).detach()
+
+
 def peak_excess(spikes: list, lengths: torch.Tensor, cap: float) -> torch.Tensor:
     """Sum over layers and frames of max(0, fraction of the layer's neurons that fire in the frame (any time step)
     - ``cap``), divided by the valid frames. ``spikes``: per layer (B, F, T, N), zero on padded frames."""
     total = lengths.new_zeros((), dtype=torch.float32)
     for s in spikes:
-        total = total + torch.relu(torch.clamp(s.amax(dim=2), max=1.0).mean(dim=-1) - cap).sum()
+        total = total + torch.relu(fired(s.amax(dim=2)).mean(dim=-1) - cap).sum()
     return total / lengths.sum()
 
 
@@ -234,7 +240,8 @@ def _epochs(twin, opt, sched, data, cfg, epochs, rng, desc, on_epoch=None, progr
             y = torch.from_numpy(data.labels[b])
             out = twin(x, L)
             logits = out.final / L[:, None] * cfg.logit_scale
-            rate = sum(s.sum() / (L.sum() * s.shape[-1] * s.shape[-2]) for s in out.spikes)
+            # the rate of events (a spike of any level is one event)
+            rate = sum(fired(s).sum() / (L.sum() * s.shape[-1] * s.shape[-2]) for s in out.spikes)
             loss = Fn.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing) + cfg.rate_penalty * rate
             if peak and cfg.peak_penalty:
                 loss = loss + cfg.peak_penalty * peak_excess(out.spikes, L, cfg.peak_cap)

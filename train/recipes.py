@@ -217,6 +217,11 @@ def with_overrides(recipe: Recipe, overrides: dict) -> Recipe:
         raise ValueError(str(e)) from None
     # the leave-one-speaker-out schedule is a variant of the same recipe: it gets the same settings
     loso_cfg = recipe.loso_config and dataclasses.replace(recipe.loso_config, **cfg)
+    # binary spikes (the default) follow the number of layers an override gives
+    depth = len(cfg.get("hidden", recipe.config.hidden))
+    if "spike_levels" not in cfg and set(recipe.config.spike_levels) == {1}:
+        cfg["spike_levels"] = (1,) * depth
+        loso_cfg = recipe.loso_config and dataclasses.replace(loso_cfg, spike_levels=(1,) * depth)
     out = dataclasses.replace(recipe, config=dataclasses.replace(recipe.config, **cfg), frontend=frontend,
                               loso_config=loso_cfg, **rec)
     c = out.config
