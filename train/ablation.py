@@ -211,6 +211,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=DEFAULT_JSON)
     p.add_argument("--data", type=Path, help="data folder (default ../shared/data/<set>)")
     p.add_argument("--table", action="store_true", help="only collect the finished jobs")
+    p.add_argument("--fold", action="append", metavar="FOLD", help="only these folds (FSDD speakers, or 'val'); "
+                   "the table marks a variant with missing folds INCOMPLETE")
     p.add_argument("--name", help="a variant of your own, with --set (its jobs go under OUT/RECIPE/NAME)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting of --name's variant, as for "
                    "`rsnn train --set` (repeatable)")
@@ -252,7 +254,7 @@ def main(argv=None) -> int:
     except ValueError:
         p.error(f"--shard takes I/N with 0 <= I < N, not {a.shard!r}")
     if not a.table:
-        todo = jobs(a.recipe or RECIPE_NAMES, variants)[i::n]
+        todo = [j for j in jobs(a.recipe or RECIPE_NAMES, variants) if not a.fold or j[2] in a.fold][i::n]
         for r, v, fold in todo:
             try:
                 run_job(r, v, fold, a.out, a.data, overrides=overrides)
