@@ -184,14 +184,16 @@ def collect(out: Path) -> dict:
 def table(rows: dict) -> str:
     lines = []
     for r, by_v in rows.items():
-        what = ("leave-one-speaker-out mean over 6 folds" if r == "fsdd" else "val speakers")
+        what = ("leave-one-speaker-out mean over 6 folds, per fold: " + " / ".join(FSDD_SPEAKERS) if r == "fsdd"
+                else "val speakers")
         lines += [f"**{r}** ({what}; golden on the exported integers; cycles from the core's cycle model at "
                   f"P = {ABLATION_P})", "",
                   "| variant | accuracy | per fold | events per frame (layer 1 / 2 / readout) | synaptic ops per "
                   "utt. | cycles mean / worst | real-time clock | mean / bound | energy per frame (estimate) |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for v, row in by_v.items():
-            folds = " / ".join(f"{100 * a:.1f}" for a in row["folds"].values())
+            want = FSDD_SPEAKERS if r == "fsdd" else ("val",)
+            folds = " / ".join(f"{100 * row['folds'][f]:.1f}" if f in row["folds"] else "-" for f in want)
             lines.append(f"| {v}: {row['variant']}{'' if row['complete'] else ' (INCOMPLETE)'} | "
                          f"{100 * row['accuracy']:.2f} % | {folds} | "
                          f"{' / '.join(f'{e:.2f}' for e in row['events_per_frame'])} | "
