@@ -161,6 +161,7 @@ def main(argv=None) -> int:
     ap.add_argument("--scan", type=int, default=8)
     ap.add_argument("--weight-blocks", type=int, default=32768,
                     help="weight memory depth (32,768 blocks of 14 bits at P = 2: 2 of the 4 SPRAMs)")
+    ap.add_argument("--max-spike-level", type=int, default=1, help="largest multi-level spike (default 1: binary)")
     ap.add_argument("--seeds", type=int, default=3, help="placement seeds for the Fmax spread (at least 1)")
     ap.add_argument("--baud", type=int, default=BAUD)
     ap.add_argument("--synth-opts", default="-device u -spram", help="synth_ice40's options")
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
         ap.error(f"--json {a.json} is a folder; give a file path")
     try:
         divisor_for(a.baud)
-        hw = board_hardware(a.pe, a.scan, a.weight_blocks).validate()
+        hw = board_hardware(a.pe, a.scan, a.weight_blocks, a.max_spike_level).validate()
         for name in ("fsdd", "arabic_digits"):     # before minutes of synthesis: both shipped models must fit
             check_fits(load_model(PROJECT_ROOT / "models" / f"{name}.npz"), hw)
     except (ParamError, ValueError) as e:
