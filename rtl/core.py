@@ -434,7 +434,7 @@ class Core(wiring.Component):
                  | (r["IN_INDEX_BASE"] + fan_in > hw.index_rows)
                  | (r["REC_INDEX_BASE"] + r["SIZE"] > hw.index_rows)
                  | (r["SPIKE_LEVELS"] < 1) | above(r["SPIKE_LEVELS"], hw.max_spike_level)
-                 | ((r["SPIKE_LEVELS"] > 1) & (Tr > 1)))
+                 | (above(r["SPIKE_LEVELS"], 1) & above(Tr, 1)))
             errs.append(e & (l < L))
             errs.append((L == l + 1) & (g["OUT_INDEX_BASE"] + r["SIZE"] > hw.index_rows))
         bad_config = Signal()
