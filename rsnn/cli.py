@@ -676,17 +676,12 @@ def _sim_one(model: Model, desc: str, data: Path, utts: list, hw: HardwareParams
 
 
 def _overrides(pairs) -> dict:
-    """``--set KEY=VALUE`` pairs; VALUE is JSON (``2``, ``0.1``, ``[96,96]``, ``null``) or a bare word."""
-    out = {}
-    for pair in pairs or ():
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise CliError(f"--set takes KEY=VALUE (for example --set aug_copies=2), not '{pair}'")
-        try:
-            out[key.strip()] = json.loads(text)
-        except ValueError:
-            out[key.strip()] = text
-    return out
+    """``--set KEY=VALUE`` pairs (:func:`train.recipes.parse_overrides`) or a :class:`CliError`."""
+    from train.recipes import parse_overrides
+    try:
+        return parse_overrides(pairs)
+    except ValueError as e:
+        raise CliError(str(e)) from None
 
 
 def _read_report(path: Path, spec) -> dict:

@@ -231,3 +231,22 @@ def test_some_core_configurations_end_with_a_write_golden_flags():
         flags |= got
     assert len(flags) >= 3, flags
     assert not any(c.stim.get("extra_writes") for c in (draw_config(0, k, 60) for k in range(40)))   # first design
+
+
+def test_core_configurations_draw_multi_level_spikes_that_fit_their_core():
+    """The core regression draws multi-level models (T = 1) and binary ones on cores with multi-level capacity,
+    from a generator of their own; every drawn model fits its hardware."""
+    from tb.regress import draw_config
+    multi = wide = 0
+    for k in range(80):
+        c = draw_config(0, k, 20, core=True)
+        net = c.model.network
+        c.hw.check(net)
+        levels = max(lp.spike_levels for lp in net.layers)
+        multi += levels > 1
+        wide += c.hw.max_spike_level > 1
+        if levels > 1:
+            assert net.time_steps == 1 and levels <= c.hw.max_spike_level
+    assert multi >= 5 and wide > multi
+    # the first accelerator's configurations stay binary
+    assert all(lp.spike_levels == 1 for k in range(20) for lp in draw_config(0, k, 20).model.network.layers)

@@ -877,3 +877,22 @@ def test_spike_ablation_measures_folds_and_aggregates_them(tmp_path, capsys):
         with pytest.raises(SystemExit):
             ablation.main(argv + ["--out", str(tmp_path), "--json", str(tmp_path / "a.json")])
         assert msg in capsys.readouterr().err
+
+
+def test_ablation_refuses_a_truncated_or_foreign_job_file(tmp_path, capsys):
+    from train import ablation
+    d = tmp_path / "fsdd" / "D2"
+    d.mkdir(parents=True)
+    (d / "george.json").write_text('{"fold": "george", "n": 5')          # truncated
+    assert ablation.main(["--table", "--out", str(tmp_path), "--json", str(tmp_path / "a.json")]) == 2
+    assert "george.json cannot be read as an ablation result" in capsys.readouterr().err
+    (d / "george.json").write_text("[1, 2]")                              # not a result
+    assert ablation.main(["--table", "--out", str(tmp_path), "--json", str(tmp_path / "a.json")]) == 2
+    assert "not a job's result" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ablation.main(["--table", "--out", str(tmp_path), "--json", str(tmp_path)])
+    assert "is a folder" in capsys.readouterr().err
+    from train.recipes import parse_overrides
+    assert parse_overrides(["a=1", "b=[2,3]", "c=word"]) == {"a": 1, "b": [2, 3], "c": "word"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_overrides(["=3"])

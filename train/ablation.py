@@ -117,7 +117,7 @@ def run_job(recipe_name: str, variant: str, fold: str, out: Path, data_dir: Path
         overrides = VARIANTS[variant][1]
     overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
     if path.is_file():
-        done = json.loads(path.read_text())
+        done = read_job(path)
         if done.get("overrides", overrides) != overrides:
             raise ValueError(f"{path} was measured with --set {done.get('overrides')}, not {overrides}: give this "
                              "variant another --name (or remove that folder)")
@@ -144,13 +144,27 @@ def run_job(recipe_name: str, variant: str, fold: str, out: Path, data_dir: Path
     return res
 
 
+def read_job(path: Path) -> dict:
+    """A finished job's JSON, or ``ValueError`` naming the file (a truncated or foreign file is not a result)."""
+    try:
+        if path.stat().st_size > 1 << 20:
+            raise ValueError("it is larger than any job's result")
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(d, dict) or not {"fold", "n", "correct", "frames", "cycles_max"} <= set(d):
+            raise ValueError("it is not a job's result")
+        return d
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"{path} cannot be read as an ablation result ({e}): remove it and run the job again") \
+            from None
+
+
 def collect(out: Path) -> dict:
     """Aggregate every finished job under ``out``: {recipe: {variant: row}}."""
     rows = {}
     for r in RECIPE_NAMES:
         names = list(VARIANTS) + sorted(p.name for p in (out / r).glob("*") if p.is_dir() and p.name not in VARIANTS)
         for v in names:
-            folds = [json.loads(p.read_text()) for p in sorted((out / r / v).glob("*.json"))]
+            folds = [read_job(p) for p in sorted((out / r / v).glob("*.json"))]
             if not folds:
                 continue
             want = len(FSDD_SPEAKERS) if r == "fsdd" else 1
@@ -224,15 +238,11 @@ def main(argv=None) -> int:
         from .recipes import RECIPES, with_overrides
         if not a.name.replace("_", "").replace("-", "").isalnum() or a.name in VARIANTS:
             p.error(f"--name takes letters, digits, '-' and '_', and not one of {', '.join(VARIANTS)}: {a.name!r}")
-        overrides = {}
-        for pair in a.set or ():
-            key, sep, text = pair.partition("=")
-            if not sep or not key:
-                p.error(f"--set takes KEY=VALUE, not {pair!r}")
-            try:
-                overrides[key.strip()] = json.loads(text)
-            except ValueError:
-                overrides[key.strip()] = text
+        from .recipes import parse_overrides
+        try:
+            overrides = parse_overrides(a.set)
+        except ValueError as e:
+            p.error(str(e))
         for r in a.recipe or RECIPE_NAMES:
             try:
                 rec = with_overrides(RECIPES[r], overrides)
@@ -263,7 +273,13 @@ def main(argv=None) -> int:
             except (DataError, ValueError) as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
-    rows = collect(a.out)
+    if a.json.is_dir():
+        p.error(f"--json {a.json} is a folder; give a file path")
+    try:
+        rows = collect(a.out)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(rows, indent=1))
     print(table(rows))

@@ -25,7 +25,8 @@ from .data import FeatureSet, load_features
 from .loop import TrainConfig, model_summary, train
 from .report import ablation_rows
 
-__all__ = ["Recipe", "RECIPES", "BLOCK_PRUNING", "run_recipe", "with_overrides", "variant_name", "manifest_index"]
+__all__ = ["Recipe", "RECIPES", "BLOCK_PRUNING", "run_recipe", "with_overrides", "parse_overrides", "variant_name",
+           "manifest_index"]
 
 LABELS = tuple(str(d) for d in range(10))
 
@@ -173,6 +174,21 @@ def _platform() -> dict:
 
 _RECIPE_KNOBS = ("aug_copies", "speed_perturb", "vtlp", "loso_copies")
 _DICT_FIELDS = ("block_sparsity_per_matrix",)
+
+
+def parse_overrides(pairs) -> dict:
+    """``KEY=VALUE`` strings (``--set``) as {key: value}; VALUE is JSON (``2``, ``0.1``, ``[96,96]``, ``null``) or
+    a bare word. ``ValueError`` for a pair without ``=`` or key; the values are checked by :func:`with_overrides`."""
+    out = {}
+    for pair in pairs or ():
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set takes KEY=VALUE (for example --set aug_copies=2), not '{pair}'")
+        try:
+            out[key.strip()] = json.loads(text)
+        except ValueError:
+            out[key.strip()] = text
+    return out
 
 
 def with_overrides(recipe: Recipe, overrides: dict) -> Recipe:
