@@ -633,8 +633,10 @@ class Core(wiring.Component):
                     m.d.comb += sat.eq(Mux(over, smax, Mux(tot_t < smin, smin, tot_t)))
                 # the spike level: the highest level reached (the levels reached are 1 .. k), and the potential
                 # after a reset by k thresholds
+                # Levels above 1 exist only at step 0: a multi-level layer runs at TIME_STEPS = 1 (BAD_CONFIG
+                # otherwise), so the later steps of a frame keep the binary compare (half the level logic at T = 2).
                 level, sub = Const(0, sbits), Const(0, 1)
-                for lvl in range(1, Dmax + 1):
+                for lvl in range(1, (Dmax if t == 0 else 1) + 1):
                     if fault in ("no_saturation", "fire_above"):   # compares on the (wrapped) saturated v
                         hit = sat > th_m[lvl] if fault == "fire_above" else sat >= th_m[lvl]
                         sub_l = sat - th_m[lvl]

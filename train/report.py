@@ -178,7 +178,9 @@ def markdown(name: str, rep: dict) -> str:
             + (f" {r['block_reads_per_inference']:,.0f} |" if "block_reads_per_inference" in r else " - |"))
     ts = rep.get("time_steps_ablation")
     if ts:
-        out += ["", "| stage | T = 1 | T = 2 |", "|---|---|---|"]
+        levels = max((rep.get("config") or {}).get("spike_levels") or [1])
+        first = f"T = 1, spike levels D = {levels}" if levels > 1 else "T = 1"
+        out += ["", f"| stage | {first} | {'binary spikes, ' if levels > 1 else ''}T = 2 |", "|---|---|---|"]
         for k, v in ts["T=1"].items():
             out.append(f"| {STAGE_TITLES.get(k, k)} | {_pct(v)} | {_pct(ts['T=2'].get(k, float('nan')))} |")
         act = ts.get("T=2_activity")
