@@ -414,7 +414,8 @@ class HardwareParams(_Json):
         Largest input / recurrent / readout power-of-two shift its datapath applies.
     max_spike_level : int
         Largest ``spike_levels`` (``D``) of a layer it runs: its spike memory holds ``bits(D)`` bits per neuron
-        and step. A multi-level layer (``D > 1``) runs only in a model of ``time_steps = 1``: the core makes one
+        and step. The default, 2, runs the shipped FSDD model (``D = 2``); 1 is binary spikes only.
+        A multi-level layer (``D > 1``) runs only in a model of ``time_steps = 1``: the core makes one
         event per active source, while golden makes one per distinct level when a source's level changes
         across the steps of a frame (:func:`golden.events.frame_events`).
 
@@ -436,7 +437,7 @@ class HardwareParams(_Json):
     index_rows: int = 576
     acc_bits: int = 20
     max_shift: int = 7
-    max_spike_level: int = 1
+    max_spike_level: int = 2
 
     def validate(self, where: str = "hardware") -> "HardwareParams":
         _int(f"{where}.pe_count", self.pe_count, 1, 256)

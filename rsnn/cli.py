@@ -789,7 +789,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--index-rows", type=int, default=d.index_rows,
                         help=f"index-memory capacity of the core, in source rows (default {d.index_rows})")
         sp.add_argument("--max-spike-level", type=int, default=d.max_spike_level,
-                        help=f"largest multi-level spike the core runs (default {d.max_spike_level}: binary)")
+                        help=f"largest multi-level spike the core runs (default {d.max_spike_level}; "
+                             "1: binary spikes only)")
 
     def data_opts(sp, json_default=None):
         sp.add_argument("--data", default=None, metavar="DIR",

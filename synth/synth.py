@@ -268,7 +268,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m synth.synth", description=__doc__.split("\n\n")[0])
     p.add_argument("--pe", type=int, default=HardwareParams().pe_count)
     p.add_argument("--max-spike-level", type=int, default=HardwareParams().max_spike_level,
-                   help="largest multi-level spike the core runs (default 1: binary spikes)")
+                   help=f"largest multi-level spike the core runs (default {HardwareParams().max_spike_level}; "
+                        "1: binary spikes only)")
     p.add_argument("--no-ice40", action="store_true")
     p.add_argument("--json", default=str(PROJECT_ROOT / "build" / "report" / "synth.json"))
     args = p.parse_args(argv)

@@ -100,8 +100,10 @@ def test_multi_level_spikes_widen_the_accumulator_bounds_and_the_hardware_check(
     assert net.acc_bounds(0) == (-8 * (4 * 15 + 8 * 3), 7 * (4 * 15 + 8 * 3))
     assert net.acc_bounds(1) == (-8 * (8 * 3 + 6), 7 * (8 * 3 + 6))
     assert binary.acc_bounds(1) == (-8 * (8 + 6), 7 * (8 + 6)) and net.acc_bounds(2) == binary.acc_bounds(2)
-    with pytest.raises(ParamError, match=r"layers\[0\]\.spike_levels = 3 .*max_spike_level = 1"):
+    with pytest.raises(ParamError, match=r"layers\[0\]\.spike_levels = 3 .*max_spike_level = 2"):
         HardwareParams().check(net)
+    with pytest.raises(ParamError, match=r"layers\[0\]\.spike_levels = 3 .*max_spike_level = 1"):
+        HardwareParams(max_spike_level=1).check(net)
     HardwareParams(max_spike_level=3).check(net)
     t2 = dataclasses.replace(net, time_steps=2)
     with pytest.raises(ParamError, match=r"spike_levels = 3 with network.time_steps = 2"):
