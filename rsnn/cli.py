@@ -464,7 +464,9 @@ def cmd_board(args) -> int:
     try:
         writes = None if args.no_load else load_image(model, hw)
     except ParamError as e:
-        raise CliError(f"the model does not fit the board's hardware: {e}") from None
+        hint = ("; the board is built for binary spikes (multi-level spikes do not fit the UP5K): give it a binary "
+                "model, e.g. --model fsdd_binary" if any(lp.spike_levels > 1 for lp in model.network.layers) else "")
+        raise CliError(f"the model does not fit the board's hardware: {e}{hint}") from None
     feats = _features(model, args.files)
     for path, f in zip(args.files, feats):
         if len(f) == 0:

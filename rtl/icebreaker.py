@@ -17,15 +17,20 @@ from golden.params import HardwareParams
 
 from .board import BoardLink
 
-__all__ = ["BAUD", "CLOCK_HZ", "board_hardware", "ICEBreakerTop", "icebreaker_platform"]
+__all__ = ["BAUD", "BOARD_MODELS", "CLOCK_HZ", "board_hardware", "ICEBreakerTop", "icebreaker_platform"]
 
 BAUD = 115200          # a standard rate: 12 MHz / 104 = 115,385 baud (+0.16 %)
 CLOCK_HZ = 12e6        # the iCEBreaker's oscillator
+#: The shipped models (``models/NAME.npz``) the board runs. The board is built for binary spikes: with
+#: ``max_spike_level`` 2 the top needs 6,324 of the UP5K's 5,280 logic cells (``scripts/fpga.py
+#: --max-spike-level 2``), so the multi-level FSDD model (``models/fsdd.npz``) does not run on it and its binary
+#: predecessor ``models/fsdd_binary.npz`` does.
+BOARD_MODELS = ("fsdd_binary", "arabic_digits")
 
 
 def board_hardware(pe: int = 2, scan: int = 8, weight_blocks: int = 32768,
                    max_spike_level: int = 1) -> HardwareParams:
-    """Capacities that hold both shipped models (T = 1, 40 features of 4 bits, 2 layers of up to 128 neurons,
+    """Capacities that hold the board's models (:data:`BOARD_MODELS`: T = 1, 40 features of 4 bits, 2 layers of up to 128 neurons,
     10 classes, 14-bit accumulators needed: 16 held; binary spikes unless ``max_spike_level`` says more) with the
     weight memory in the UP5K's SPRAM: at P = 2 a block is 14 bits, 32,768 of them fill 2 of the 4 SPRAMs
     (16K x 16 each)."""

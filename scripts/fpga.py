@@ -33,7 +33,7 @@ from golden.image import check_fits  # noqa: E402
 from golden.modelfile import load_model  # noqa: E402
 from golden.params import HardwareParams, ParamError  # noqa: E402
 from rtl.core import core_layouts  # noqa: E402
-from rtl.icebreaker import BAUD, CLOCK_HZ, ICEBreakerTop, board_hardware, divisor_for, icebreaker_platform  # noqa: E402
+from rtl.icebreaker import BAUD, BOARD_MODELS, CLOCK_HZ, ICEBreakerTop, board_hardware, divisor_for, icebreaker_platform  # noqa: E402
 
 UP5K = {"logic_cells": 5280, "flip_flops": 5280, "ebr": 30, "ebr_bits": 4096, "spram": 4,
         "spram_bits": 16384 * 16, "io": 39}          # iCE40UP5K datasheet (SG48: 39 I/O)
@@ -75,11 +75,11 @@ def realtime_per_model(hw: HardwareParams) -> dict:
     from golden.data import DataError, default_data_dir, read_manifest
     from golden.frontend import features_from_file
     out = {}
-    for name in ("fsdd", "arabic_digits"):
+    for name in BOARD_MODELS:
         model = load_model(PROJECT_ROOT / "models" / f"{name}.npz")
         check_fits(model, hw)
         try:
-            items = read_manifest(default_data_dir(name), "test")
+            items = read_manifest(default_data_dir(model.meta.get("data") or name), "test")
         except DataError as e:          # no data here: the clock cannot be measured
             out[name] = {"realtime_clock_hz": None, "why": str(e)}
             continue
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     try:
         divisor_for(a.baud)
         hw = board_hardware(a.pe, a.scan, a.weight_blocks, a.max_spike_level).validate()
-        for name in ("fsdd", "arabic_digits"):     # before minutes of synthesis: both shipped models must fit
+        for name in BOARD_MODELS:     # before minutes of synthesis: the board's models must fit
             check_fits(load_model(PROJECT_ROOT / "models" / f"{name}.npz"), hw)
     except (ParamError, ValueError) as e:
         ap.error(str(e))

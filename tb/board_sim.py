@@ -145,9 +145,10 @@ def main(argv=None) -> int:
     from golden.modelfile import load_model
     from rsnn.board_protocol import CMD, ERRORS, packet, word_bytes
     from rtl.core import core_layouts
-    from rtl.icebreaker import board_hardware
+    from rtl.icebreaker import BOARD_MODELS, board_hardware
     ap = argparse.ArgumentParser(prog="python -m tb.board_sim", description=main.__doc__.split(";")[0])
-    ap.add_argument("--model", default="fsdd,arabic_digits", help="comma-separated shipped models")
+    ap.add_argument("--model", default=",".join(BOARD_MODELS),
+                    help=f"comma-separated shipped models (default {','.join(BOARD_MODELS)})")
     ap.add_argument("--utterances", type=int, default=2, help="test utterances per model, evenly spaced (default 2)")
     ap.add_argument("--divisor", type=int, default=4, help="clock cycles per UART bit in simulation (default 4)")
     ap.add_argument("--json", type=Path, default=PROJECT_ROOT / "build" / "report" / "board_sim.json")
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
     for name in a.model.split(","):
         try:
             model = load_model(PROJECT_ROOT / "models" / f"{name}.npz")
-            items = read_manifest(default_data_dir(name), "test")
+            items = read_manifest(default_data_dir(model.meta.get("data") or name), "test")
         except (DataError, OSError) as e:
             raise SystemExit(f"python -m tb.board_sim: {name}: {e}") from None
         pick = np.linspace(0, len(items) - 1, min(a.utterances, len(items))).round().astype(int)

@@ -47,9 +47,9 @@ def _split_packets(stream: bytes):
 def test_dry_run_writes_the_whole_session(tmp_path, capsys):
     wavs = [str(_wav(tmp_path / f"a{k}.wav", 0.3 + 0.1 * k, k)) for k in range(2)]
     out = tmp_path / "stream.bin"
-    assert cli.main(["board", *wavs, "--model", "fsdd", "--dry-run", str(out)]) == 0
+    assert cli.main(["board", *wavs, "--model", "fsdd_binary", "--dry-run", str(out)]) == 0
     pk = _split_packets(out.read_bytes())
-    model = load_model(PROJECT_ROOT / "models" / "fsdd.npz")
+    model = load_model(PROJECT_ROOT / "models" / "fsdd_binary.npz")
     writes = load_image(model, HW)
     feats = cli._features(model, wavs)
     assert [c for c, _ in pk] == [CMD["CONFIG"]] * len(writes) + [CMD["FRAME"]] * sum(len(f) for f in feats)
@@ -63,14 +63,19 @@ def test_dry_run_writes_the_whole_session(tmp_path, capsys):
 
 def test_dry_run_refuses_to_overwrite_an_input_and_bad_options(tmp_path, capsys):
     wav = str(_wav(tmp_path / "a.wav"))
-    assert cli.main(["board", wav, "--model", "fsdd", "--dry-run", wav]) == 2
+    assert cli.main(["board", wav, "--model", "fsdd_binary", "--dry-run", wav]) == 2
     assert "input" in capsys.readouterr().err
-    assert cli.main(["board", wav, "--model", "fsdd", "--dry-run", str(tmp_path / "x"), "--baud", "5000000"]) == 2
+    assert cli.main(["board", wav, "--model", "fsdd_binary", "--dry-run", str(tmp_path / "x"), "--baud", "5000000"]) == 2
     assert "baud" in capsys.readouterr().err
-    assert cli.main(["board", wav, "--model", "fsdd", "--dry-run", str(tmp_path / "x"), "--weight-blocks", "8"]) == 2
+    assert cli.main(["board", wav, "--model", "fsdd_binary", "--dry-run", str(tmp_path / "x"), "--weight-blocks", "8"]) == 2
     assert "weight_blocks" in capsys.readouterr().err
-    assert cli.main(["board", wav, "--model", "fsdd", "--port", "loop://", "--timeout", "0"]) == 2
+    assert cli.main(["board", wav, "--model", "fsdd_binary", "--port", "loop://", "--timeout", "0"]) == 2
     assert "--timeout" in capsys.readouterr().err
+    # the shipped FSDD model fires multi-level spikes, which the board's bitstream is not built for
+    assert load_model(PROJECT_ROOT / "models" / "fsdd.npz").network.layers[0].spike_levels == 2
+    assert cli.main(["board", wav, "--model", "fsdd", "--dry-run", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err
+    assert "spike_levels" in err and "--model fsdd_binary" in err and not (tmp_path / "y").exists()
 
 
 class FakeBoard:
@@ -132,12 +137,12 @@ class FakeBoard:
 @pytest.mark.parametrize("mode", ["ok", "silent", "error", "not_run"])
 def test_port_session_against_a_stand_in_board(mode, tmp_path, monkeypatch, capsys):
     serial = pytest.importorskip("serial")
-    model = load_model(PROJECT_ROOT / "models" / "fsdd.npz")
+    model = load_model(PROJECT_ROOT / "models" / "fsdd_binary.npz")
     fake = FakeBoard(model, silent=mode == "silent", error_at=5 if mode == "error" else None,
                      ran=0 if mode == "not_run" else 1)
     monkeypatch.setattr(serial, "serial_for_url", lambda *a, **k: fake)
     wav = str(_wav(tmp_path / "a.wav", 0.5))
-    rc = cli.main(["board", wav, "--model", "fsdd", "--port", "fake", "--timeout", "0.3"])
+    rc = cli.main(["board", wav, "--model", "fsdd_binary", "--port", "fake", "--timeout", "0.3"])
     out, err = capsys.readouterr()
     if mode == "ok":
         assert rc == 0, err

@@ -49,7 +49,7 @@ def test_board_link_runs_the_shipped_fsdd_model_on_real_speech(tmp_path):
     from tb.board_sim import simulate_board
     d = real_data("fsdd")
     items = read_manifest(d, "test")
-    model = load_model(PROJECT_ROOT / "models" / "fsdd.npz")
+    model = load_model(PROJECT_ROOT / "models" / "fsdd_binary.npz")
     utt = features_from_file(items[0].path, model.frontend)
     r = simulate_board("verilator", model, board_hardware(), [utt], tmp_path, divisor=4,
                        bad_packets=[(3, packet(CMD["FRAME"], b"\x00"))])

@@ -11,7 +11,7 @@ import pytest
 from golden.data import PROJECT_ROOT
 from golden.image import check_fits
 from golden.modelfile import load_model
-from rtl.icebreaker import ICEBreakerTop, board_hardware, icebreaker_platform
+from rtl.icebreaker import BOARD_MODELS, ICEBreakerTop, board_hardware, icebreaker_platform
 
 _spec = importlib.util.spec_from_file_location("fpga", PROJECT_ROOT / "scripts" / "fpga.py")
 fpga = importlib.util.module_from_spec(_spec)
@@ -20,7 +20,7 @@ _spec.loader.exec_module(fpga)
 
 def test_board_capacities_hold_both_shipped_models():
     hw = board_hardware()
-    for name in ("fsdd", "arabic_digits"):
+    for name in BOARD_MODELS:
         check_fits(load_model(PROJECT_ROOT / "models" / f"{name}.npz"), hw)
 
 

@@ -128,7 +128,8 @@ def _shipped_inputs(n):
     from golden.data import PROJECT_ROOT, read_manifest
     from golden.frontend import features_from_file
     from golden.modelfile import load_model
-    model = load_model(PROJECT_ROOT / "models" / "fsdd.npz")
+    # the first accelerator runs binary spikes only: the binary FSDD model (the shipped one is multi-level)
+    model = load_model(PROJECT_ROOT / "models" / "fsdd_binary.npz")
     d = real_data("fsdd")          # skips, naming the folder, when the data set is absent: never a stand-in
     utts = read_manifest(d, "test", "digit")
     return model, [features_from_file(u.path, model.frontend) for u in utts[::150][:n]]
