@@ -105,7 +105,9 @@ def main(argv=None) -> int:
     v1_dense = int(cycle_counts(model, hw, feats, dense=True).sum())
     out["accelerator_v1"] = {"cycles_zero_skip": v1_sparse, "cycles_dense": v1_dense,
                              "cycles_ratio_dense_over_zero_skip": round(v1_dense / v1_sparse, 2),
-                             "source": "golden/cycles.py (the model-specific accelerator rtl/accel.py)"}
+                             "source": "golden/cycles.py (the model-specific accelerator rtl/accel.py)"
+                             + ("; its cycle model only: that accelerator runs binary spikes, this model is "
+                                "multi-level" if any(lp.spike_levels > 1 for lp in model.network.layers) else "")}
     out["core_over_v1_cycles"] = round(cyc["sparse"] / v1_sparse, 3)
     tp = out["throughput_frames_per_s"]
     out["throughput_ratios"] = {"golden_over_verilator": round(tp["golden"] / tp["verilator"], 1),
