@@ -896,3 +896,18 @@ def test_ablation_refuses_a_truncated_or_foreign_job_file(tmp_path, capsys):
     assert parse_overrides(["a=1", "b=[2,3]", "c=word"]) == {"a": 1, "b": [2, 3], "c": "word"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_overrides(["=3"])
+
+
+def test_ablation_variants_set_their_spikes_whatever_the_recipe():
+    """The ablation's variants are what their names say for every recipe, also now that the FSDD recipe itself is
+    multi-level (T1 once meant "the recipe as it is"): in the main config and in the leave-one-speaker-out one."""
+    from train import ablation
+    from train.recipes import RECIPES, with_overrides
+    want = {"T1": (1, 1), "T2": (1, 2), "D2": (2, 1), "D3": (3, 1)}       # (spike level of every layer, T)
+    assert set(want) == set(ablation.VARIANTS)
+    for name in RECIPES:
+        for v, (_, over) in ablation.VARIANTS.items():
+            r = with_overrides(RECIPES[name], over)
+            for cfg in (r.config, r.loso_config) if r.loso_config else (r.config,):
+                assert set(cfg.spike_levels) == {want[v][0]} and cfg.time_steps == want[v][1], (name, v)
+    assert RECIPES["fsdd"].config.spike_levels == (2, 2) == RECIPES["fsdd"].loso_config.spike_levels

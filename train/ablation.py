@@ -44,8 +44,9 @@ __all__ = ["VARIANTS", "jobs", "measure", "collect", "table"]
 
 #: name -> (what it is, TrainConfig overrides)
 VARIANTS = {
-    "T1": ("binary spikes, T = 1 (the shipped recipes)", {}),
-    "T2": ("binary spikes, T = 2", {"time_steps": 2}),
+    # binary spikes set explicitly: the FSDD recipe itself is D = 2 since this ablation chose it
+    "T1": ("binary spikes, T = 1 (the recipes before issue #18)", {"spike_levels": (1, 1)}),
+    "T2": ("binary spikes, T = 2", {"time_steps": 2, "spike_levels": (1, 1)}),
     "D2": ("multi-level spikes D = 2, T = 1", {"spike_levels": (2, 2)}),
     "D3": ("multi-level spikes D = 3, T = 1", {"spike_levels": (3, 3)}),
 }
