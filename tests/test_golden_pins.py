@@ -398,13 +398,15 @@ def test_format_name_and_version_are_written_and_required():
     assert model_from_bytes(model_to_bytes(m2)).network == net2
 
 
-@pytest.mark.parametrize("name", ["fsdd", "arabic_digits"])
-def test_shipped_model_files_are_rewritten_byte_for_byte(name):
+@pytest.mark.parametrize("name,version", [("fsdd", 2), ("fsdd_binary", 1), ("arabic_digits", 1)])
+def test_shipped_model_files_are_rewritten_byte_for_byte(name, version):
+    """Version 2 only for a model with multi-level spikes (the FSDD model); binary ones keep version 1."""
     path = ROOT / "models" / f"{name}.npz"
     data = path.read_bytes()
     model = load_model(path)
     assert model_to_bytes(model) == data
-    assert header_of(data)["version"] == 1
+    assert header_of(data)["version"] == version
+    assert (version == 2) == any(lp.spike_levels > 1 for lp in model.network.layers)
 
 
 def test_weight_code_packing_by_hand():
