@@ -128,7 +128,8 @@ def _shape(rng):
         max_classes=net.readout.size if tight else 16, max_layers=n_layers if tight else 4,
         weight_bits=wb, max_state_bits=max([rb] + [lp.state_bits for lp in layers]) if tight else 32,
         max_feature_bits=net.feature_bits if tight else 8,
-        scan_width=int(rng.choice([1, 2, 3, 4, 5, 8, 16, 32, 64]))).validate()
+        scan_width=int(rng.choice([1, 2, 3, 4, 5, 8, 16, 32, 64])),
+        max_spike_level=1).validate()    # binary here, not the default's 2: _spike_levels draws the levels
     hw.check(net)
     return net, hw
 

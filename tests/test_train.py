@@ -783,7 +783,10 @@ def test_depth_changing_overrides_keep_binary_spikes_per_layer():
     from train.recipes import RECIPES, with_overrides
     r = with_overrides(RECIPES["fsdd"], {"hidden": [64], "thresholds": [32], "leak_shifts": [3], "state_bits": [16],
                                          "keep_neurons": None})
-    assert r.config.spike_levels == r.loso_config.spike_levels == (1,)
+    assert r.config.spike_levels == r.loso_config.spike_levels == (2,)          # the FSDD recipe's D = 2
+    r = with_overrides(RECIPES["arabic_digits"], {"hidden": [64, 32, 16], "thresholds": [32] * 3,
+                                                  "leak_shifts": [3] * 3, "state_bits": [16] * 3})
+    assert r.config.spike_levels == (1, 1, 1)
     with pytest.raises(ValueError, match="spike_levels need one entry per layer"):
         with_overrides(RECIPES["fsdd"], {"hidden": [64], "thresholds": [32], "leak_shifts": [3],
                                          "state_bits": [16], "keep_neurons": None, "spike_levels": [2, 2]})
@@ -799,8 +802,9 @@ def test_overrides_reach_the_leave_one_speaker_out_schedule():
     assert (r.vtlp, r.loso_copies) == (0.1, 2)
     net = r.config.network(32, 4, 10)
     assert [lp.spike_levels for lp in net.layers] == [3, 2]
-    # recorded in the model's config only when set
-    assert "spike_levels" not in RECIPES["fsdd"].config.to_dict() and r.config.to_dict()["spike_levels"] == [3, 2]
+    # recorded in the model's config only when not binary
+    assert "spike_levels" not in RECIPES["arabic_digits"].config.to_dict()
+    assert RECIPES["fsdd"].config.to_dict()["spike_levels"] == [2, 2] and r.config.to_dict()["spike_levels"] == [3, 2]
 
 
 def test_vtlp_filterbank_is_the_front_end_s_at_one_and_moves_the_bands_otherwise():

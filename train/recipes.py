@@ -238,9 +238,11 @@ def with_overrides(recipe: Recipe, overrides: dict) -> Recipe:
     loso_cfg = recipe.loso_config and dataclasses.replace(recipe.loso_config, **cfg)
     # binary spikes (the default) follow the number of layers an override gives
     depth = len(cfg.get("hidden", recipe.config.hidden))
-    if "spike_levels" not in cfg and set(recipe.config.spike_levels) == {1}:
-        cfg["spike_levels"] = (1,) * depth
-        loso_cfg = recipe.loso_config and dataclasses.replace(loso_cfg, spike_levels=(1,) * depth)
+    if "spike_levels" not in cfg and len(set(recipe.config.spike_levels)) == 1:
+        # the recipe's spike level in every layer (binary, or the FSDD recipe's D = 2) follows a change of depth
+        d = (recipe.config.spike_levels[0],) * depth
+        cfg["spike_levels"] = d
+        loso_cfg = recipe.loso_config and dataclasses.replace(loso_cfg, spike_levels=d)
     out = dataclasses.replace(recipe, config=dataclasses.replace(recipe.config, **cfg), frontend=frontend,
                               loso_config=loso_cfg, **rec)
     c = out.config
