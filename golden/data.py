@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["DataError", "Utterance", "PROJECT_ROOT", "MAX_MANIFEST_BYTES", "MAX_MANIFEST_ROWS", "data_root",
-           "default_data_dir",
+           "default_data_dir", "dataset_of",
            "read_manifest", "check_regular_file", "file_kind"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +71,16 @@ def data_root() -> Path:
 
 def default_data_dir(name: str) -> Path:
     return data_root() / name
+
+
+def dataset_of(meta, file_name: str) -> str:
+    """The data set (a folder name under :func:`data_root`) a model file belongs to: the ``data`` its training
+    recorded in the file's meta when that is a plain folder name, else ``arabic_digits`` when the file's name says
+    so, else ``fsdd`` (``fsdd_binary.npz`` is an FSDD model)."""
+    name = (meta or {}).get("data")
+    if isinstance(name, str) and name.strip() and name not in (".", "..") and not re.search(r"[/\\\x00]", name):
+        return name
+    return "arabic_digits" if "arabic" in str(file_name) else "fsdd"
 
 
 def _inside(rel: str) -> bool:

@@ -22,19 +22,12 @@ import numpy as np
 
 from golden.core_cycles import core_cycle_counts
 from golden.cycles import FRAME_OVERHEAD, lower_bound, realtime_clock_hz
-from golden.data import DataError, default_data_dir, read_manifest
+from golden.data import DataError, dataset_of, default_data_dir, read_manifest
 from golden.frontend import features_from_file
 from golden.modelfile import load_model
 from golden.network import run_batch
 from golden.params import HardwareParams, ParamError
 from golden.sparse import compress, format_bits
-
-
-def dataset_of(path: Path, model) -> str:
-    name = str((model.meta or {}).get("dataset") or "")
-    if name:
-        return name
-    return "arabic_digits" if "arabic" in path.name else "fsdd"
 
 
 def split_items(ds: str, data: Path, split: str) -> list:
@@ -55,7 +48,7 @@ def split_items(ds: str, data: Path, split: str) -> list:
 
 def rows_for(path: Path, pes, data: Path | None = None, split: str = "test") -> list:
     model = load_model(path)
-    ds = dataset_of(path, model)
+    ds = dataset_of(model.meta, path.name)
     items = split_items(ds, data or default_data_dir(ds), split)
     feats = [features_from_file(it.path, model.frontend) for it in items]
     truth = np.array([model.labels.index(it.label) for it in items])

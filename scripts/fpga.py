@@ -72,14 +72,14 @@ def realtime_per_model(hw: HardwareParams) -> dict:
     """Each shipped model's worst test frame on the core at ``hw`` (golden's cycle model) -> real-time clock."""
     from golden.core_cycles import core_cycle_counts
     from golden.cycles import realtime_clock_hz
-    from golden.data import DataError, default_data_dir, read_manifest
+    from golden.data import DataError, dataset_of, default_data_dir, read_manifest
     from golden.frontend import features_from_file
     out = {}
     for name in BOARD_MODELS:
         model = load_model(PROJECT_ROOT / "models" / f"{name}.npz")
         check_fits(model, hw)
         try:
-            items = read_manifest(default_data_dir(model.meta.get("data") or name), "test")
+            items = read_manifest(default_data_dir(dataset_of(model.meta, name)), "test")
         except DataError as e:          # no data here: the clock cannot be measured
             out[name] = {"realtime_clock_hz": None, "why": str(e)}
             continue

@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     import argparse
     import json
 
-    from golden.data import PROJECT_ROOT, DataError, default_data_dir, read_manifest
+    from golden.data import PROJECT_ROOT, DataError, dataset_of, default_data_dir, read_manifest
     from golden.frontend import features_from_file
     from golden.modelfile import load_model
     from rsnn.board_protocol import CMD, ERRORS, packet, word_bytes
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     for name in a.model.split(","):
         try:
             model = load_model(PROJECT_ROOT / "models" / f"{name}.npz")
-            items = read_manifest(default_data_dir(model.meta.get("data") or name), "test")
+            items = read_manifest(default_data_dir(dataset_of(model.meta, name)), "test")
         except (DataError, OSError) as e:
             raise SystemExit(f"python -m tb.board_sim: {name}: {e}") from None
         pick = np.linspace(0, len(items) - 1, min(a.utterances, len(items))).round().astype(int)

@@ -59,3 +59,16 @@ def test_missing_folder_and_manifest(tmp_path):
         read_manifest(tmp_path)
     assert isinstance(DataError("x"), ValueError)
     assert Path(PROJECT_ROOT).is_absolute()
+
+
+def test_dataset_of_a_model_file_names_a_folder_and_nothing_else():
+    """The data set a model file belongs to: its training's ``data`` when that is a plain folder name; a path, an
+    empty or non-text value falls back to the file's name (``fsdd_binary.npz`` is FSDD)."""
+    from golden.data import PROJECT_ROOT, dataset_of
+    from golden.modelfile import load_model
+    for name, want in (("fsdd", "fsdd"), ("fsdd_binary", "fsdd"), ("arabic_digits", "arabic_digits")):
+        assert dataset_of(load_model(PROJECT_ROOT / "models" / f"{name}.npz").meta, f"{name}.npz") == want
+    for hostile in ("../../etc", "a/b", "..", "", "  ", 7, None, ["fsdd"], "x\x00y", "c:\\data"):
+        assert dataset_of({"data": hostile}, "arabic_x.npz") == "arabic_digits"
+        assert dataset_of({"data": hostile}, "fsdd_binary.npz") == "fsdd"
+    assert dataset_of({"data": "my_set"}, "fsdd.npz") == "my_set" and dataset_of(None, "m.npz") == "fsdd"
