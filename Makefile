@@ -27,7 +27,7 @@ help:
 	@echo "              memory bits (build/report/synth.json)"
 	@echo "make fpga   - the iCEBreaker bitstream (iCE40UP5K) of the board top: core + UART link, placed and routed"
 	@echo "              with 3 seeds (yowasp tools from PyPI; build/fpga/rsnn_icebreaker.bin, build/report/fpga.json)"
-	@echo "make board-sim - the board link (UART, protocol engine, core) at the bit level on Verilator, shipped models loaded over the UART,"
+	@echo "make board-sim - the board link (UART, protocol engine, core) at the bit level on Verilator, the board's models loaded over the UART,"
 	@echo "              real test speech (BOARD_ARGS: --model, --utterances; build/report/board_sim.json)"
 	@echo "make report - efficiency report beside seed 004 (after make sim + make synth): build/report/report.md"
 	@echo "make test   - the test suite (what CI runs)"
