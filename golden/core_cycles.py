@@ -1,31 +1,38 @@
 """The cycle model of the configurable core (``rtl/core.py``): exact compute cycles per frame, vectorized.
 
-Per stage (each recurrent layer, then the readout), with ``S`` the scan width, ``P`` the PEs, ``K = ceil(N_out / P)``
-chunks and ``b(r)`` the stored blocks of source row ``r`` (:func:`golden.sparse.row_blocks`)::
+Per stage (each recurrent layer, then the readout), with ``S`` the scan width, ``P`` the lanes, ``K = ceil(N_out /
+P)`` chunks and ``c_p(r)`` the entries of lane ``p``'s list of source row ``r`` (:func:`golden.sparse.lane_counts`)::
 
     cycles(stage) = x + K + 1
 
-    x     = max(G + e_last,  max over events j with b(j) > 0 of (g_j + 1 + sum over events i >= j of b(i)) + 1)
+    x     = max(G + e_last,  max over lanes p of  max over events j with c_p(j) > 0 of
+                                                  (g_j + 1 + sum over events i >= j of c_p(i)) + 1)
     G     = sum over groups of S sources (feed-forward segment, then recurrent) of max(1, events in the group)
     g_j   = the scan cycle of event j: the cycles of the groups before its own, plus the events before it in
             its group (events leave in ascending source order, feed-forward first)
     e_last = 1 when the last group scanned holds an event (its row lookup ends one cycle after the scan)
 
-The three RUN units overlap: the scan emits an event per cycle (``g_j``), its row entry is read the cycle after
-(``g_j + 1``), when an event whose row has blocks goes straight to the fetch if nothing waits before it (else it
-waits in the queue, and the fetch is busy with earlier events until after it could have started); the fetch reads one
-block per cycle, back to back; a block's data arrives the cycle after its read. ``x`` (counted from 0, the stage's
-first cycle) is the first cycle at which the scan, the lookup, the queue and the fetch are all idle: the sweep reads
-chunk 0 in that very cycle, while the last block's accumulation is still being written (the accumulator memory's
-read port is transparent, and no later write goes to any chunk). Then ``K - 1`` more chunk reads and ``+1`` for the
-last update: ``x + K + 1``. An event whose row is empty costs only its scan cycle.
+The RUN units overlap: the scan emits an event per cycle (``g_j``), its row entry (base and the P counts) is read
+the cycle after (``g_j + 1``). Each lane has a queue, a fetch and accumulators of its own: an event with entries in
+lane ``p`` goes straight to lane ``p``'s fetch if nothing waits before it in that lane (else it waits in the lane's
+queue, and the lane's fetch is busy with earlier events until after it could have started); a lane's fetch reads
+one entry per cycle, back to back; an entry's data arrives the cycle after its read. The lanes do not wait for each
+other within a stage. ``x`` (counted from 0, the stage's first cycle) is the first cycle at which the scan, the
+lookup, every queue and every fetch are idle: the sweep reads chunk 0 in that very cycle, while the last entry's
+accumulation is still being written (each accumulator memory's read port is transparent, and no later write goes
+to any chunk). Then ``K - 1`` more chunk reads and ``+1`` for the last update: ``x + K + 1``. An event costs a lane
+nothing where the lane's list of its row is empty.
 
 ``cycles(frame)`` is the sum over the stages; it is what the core's ``cycles`` counter reports. The handshakes
 around it are those of :mod:`golden.cycles` (``HANDSHAKE_IN`` / ``HANDSHAKE_OUT``).
 
-``dense=True``: every source is an event (the core's ``dense`` input); with ``all_blocks=True`` every block is
+``dense=True``: every source is an event (the core's ``dense`` input); with ``all_blocks=True`` every weight (zeros too) is
 stored (:func:`golden.image.load_image` with ``all_blocks``): together, the dense baseline, the same datapath with
 zero-skip and sparsity off.
+
+The lower bound (:func:`golden.cycles.lower_bound`) is ``ceil(nz_weight_reads / P) + ceil(state_writes / P)``: the
+lanes' entries are the non-zero weights, so a stage's fetch is at least the mean lane's total; the gap is the
+longest lane's excess over the mean, the scan cycles the fetch does not hide, and the pipeline's fill and drain.
 """
 from __future__ import annotations
 
@@ -35,13 +42,13 @@ from .arith import ceil_div
 from .model import Model
 from .network import BatchTrace, run_batch
 from .params import HardwareParams
-from .sparse import row_blocks
+from .sparse import lane_counts
 
 __all__ = ["core_cycle_counts", "core_max_frame_cycles", "stage_cycles", "block_reads", "QUEUE_LATENCY",
            "FETCH_DRAIN"]
 
-QUEUE_LATENCY = 1    # scan cycle -> the fetch can take the event (row lookup; it bypasses an empty queue)
-FETCH_DRAIN = 1      # last block read -> the fetch is idle (its data cycle); the sweep may start then
+QUEUE_LATENCY = 1    # scan cycle -> a lane's fetch can take the event (row lookup; it bypasses an empty queue)
+FETCH_DRAIN = 1      # last entry read -> the lane's fetch is idle (its data cycle); the sweep may start then
 
 
 def _scan(act: np.ndarray, S: int):
@@ -59,25 +66,29 @@ def _scan(act: np.ndarray, S: int):
     return t, cost.sum(-1), e[..., -1] > 0
 
 
-def stage_cycles(ff: np.ndarray, rec: np.ndarray | None, b_ff: np.ndarray, b_rec: np.ndarray | None, n_out: int,
+def stage_cycles(ff: np.ndarray, rec: np.ndarray | None, c_ff: np.ndarray, c_rec: np.ndarray | None, n_out: int,
                  hw: HardwareParams) -> np.ndarray:
     """Cycles of one stage for activity ``ff`` (..., n_ff) and ``rec`` (..., n_rec) (bool: the source is an
-    event) with ``b_ff`` / ``b_rec`` stored blocks per row. Returns (...)."""
-    S, P = hw.scan_width, hw.pe_count
+    event) with ``c_ff`` (n_ff, P) / ``c_rec`` (n_rec, P) entries per row and lane. Returns (...)."""
+    S = hw.scan_width
     t_ff, G, last = _scan(ff, S)
-    times, acts, blocks = [t_ff], [ff.astype(bool)], [np.broadcast_to(b_ff, ff.shape)]
+    times, acts, counts = [t_ff], [ff.astype(bool)], [np.asarray(c_ff)]
     if rec is not None and rec.shape[-1]:
         t_rec, G_rec, last = _scan(rec, S)
         times.append(t_rec + G[..., None])
         acts.append(rec.astype(bool))
-        blocks.append(np.broadcast_to(b_rec, rec.shape))
+        counts.append(np.asarray(c_rec))
         G = G + G_rec
     t = np.concatenate(times, axis=-1)
-    b = np.where(np.concatenate(acts, axis=-1), np.concatenate(blocks, axis=-1), 0)
-    suffix = np.cumsum(b[..., ::-1], axis=-1)[..., ::-1]               # blocks of this event and all after it
-    end = np.where(b > 0, t + QUEUE_LATENCY + suffix, -1).max(axis=-1)  # cycle after the last block read
+    act = np.concatenate(acts, axis=-1)
+    c = np.concatenate(counts, axis=0)                                 # (n, P)
+    end = np.full(t.shape[:-1], -1, dtype=np.int64)
+    for p in range(c.shape[1]):                                        # each lane on its own
+        b = np.where(act, c[:, p], 0)
+        suffix = np.cumsum(b[..., ::-1], axis=-1)[..., ::-1]           # entries of this event and all after it
+        end = np.maximum(end, np.where(b > 0, t + QUEUE_LATENCY + suffix, -1).max(axis=-1))
     x = np.maximum(G + last, np.where(end >= 0, end + FETCH_DRAIN, 0))
-    return x + ceil_div(n_out, P) + 1
+    return x + ceil_div(n_out, hw.pe_count) + 1
 
 
 def _activity(model: Model, utterances, trace: BatchTrace):
@@ -96,14 +107,7 @@ def _activity(model: Model, utterances, trace: BatchTrace):
 
 
 def _blocks(model: Model, hw: HardwareParams, all_blocks: bool) -> dict:
-    rb = row_blocks(model, hw.pe_count)
-    if all_blocks:
-        net = model.network
-        n_out = {f"in{l}": lp.size for l, lp in enumerate(net.layers)}
-        n_out.update({f"rec{l}": lp.size for l, lp in enumerate(net.layers)})
-        n_out["out"] = net.readout.size
-        rb = {k: np.full_like(v, ceil_div(n_out[k], hw.pe_count)) for k, v in rb.items()}
-    return rb
+    return lane_counts(model, hw.pe_count, all_blocks)
 
 
 def _stages(model: Model, hw: HardwareParams, utterances, trace: BatchTrace | None, dense: bool,
@@ -139,13 +143,13 @@ def core_cycle_counts(model: Model, hw: HardwareParams, utterances, trace: Batch
 
 def block_reads(model: Model, hw: HardwareParams, utterances, trace: BatchTrace | None = None,
                 dense: bool = False, all_blocks: bool = False) -> np.ndarray:
-    """Weight-memory words (stored blocks) read per frame: the core's ``weight_words`` counter. (B, F_max)."""
+    """Lane entries read per frame (every lane's reads summed): the core's ``weight_words`` counter. (B, F_max)."""
     active, stages = _stages(model, hw, utterances, trace, dense, all_blocks)
     total = np.zeros(active.shape, dtype=np.int64)
     for ff, rec, b_ff, b_rec, _ in stages:
-        total += ff.astype(np.int64) @ b_ff
+        total += ff.astype(np.int64) @ b_ff.sum(axis=1)
         if rec is not None:
-            total += rec.astype(np.int64) @ b_rec
+            total += rec.astype(np.int64) @ b_rec.sum(axis=1)
     return total * active
 
 

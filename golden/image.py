@@ -9,9 +9,11 @@ computes a frame, so a write is held back, never dropped). The address is ``regi
 region      offset                                      data
 ==========  ==========================================  =================================================
 0 REGS      a register below                            the value, in the low bits
-1 INDEX     row entry (``index_base`` of a matrix + r)  ``base | count << block_addr_bits``
-2 BLOCKS    weight-memory address                       ``chunk | weights << chunk_bits``, lane ``p`` in
-                                                        ``weight_bits`` two's complement at ``p * weight_bits``
+1 INDEX     row entry (``index_base`` of a matrix + r)  ``base | count_p << (word_addr_bits + p * count_bits)``
+                                                        for each lane ``p``
+2 BLOCKS    weight-memory word address                  lane ``p``'s entry at ``p * entry_bits``: ``chunk |
+                                                        weight << chunk_bits`` (``weight_bits`` two's
+                                                        complement)
 ==========  ==========================================  =================================================
 
 Registers (``l`` = layer): ``0x00`` CLEAR (any write clears the sticky flags), ``0x01`` N_LAYERS, ``0x02``
@@ -25,9 +27,9 @@ Status flags (bit: name), on the ``status`` port and in every result word:
 
 * 0 BAD_ADDRESS (sticky): a write to an address that is not in the map; it is ignored.
 * 1 BAD_VALUE (sticky): a register value wider than the register; it is ignored.
-* 2 BAD_POINTER (sticky): an index entry whose blocks run past the weight memory or whose count exceeds the
-  chunks of any matrix; it is ignored.
-* 3 BAD_CHUNK (sticky): while computing, a stored block named a chunk past its matrix's outputs; it was skipped.
+* 2 BAD_POINTER (sticky): an index entry whose segment runs past the weight memory (base + the largest of its
+  counts) or one of whose counts exceeds the chunks of any matrix; it is ignored.
+* 3 BAD_CHUNK (sticky): while computing, a lane's entry named a chunk past its matrix's outputs; it was skipped.
 * 4 BAD_CONFIG (not sticky): the registers do not describe a network this core runs (:func:`config_errors`
   names which). A frame taken while BAD_CONFIG or any sticky flag is set is not computed: its result word says so.
 """
@@ -38,8 +40,8 @@ import numpy as np
 from .arith import ceil_div
 from .model import Model, LayerWeights
 from .params import HardwareParams, LayerParams, NetworkParams, ParamError, ReadoutParams, ResetMode
-from .sparse import (SparseWeights, block_addr_bits, block_word_bits, check_capacity, chunk_bits, count_bits,
-                     index_bits_per_row, matrix_names, max_chunks)
+from .sparse import (SparseWeights, check_capacity, chunk_bits, count_bits, entry_bits, index_bits_per_row,
+                     matrix_names, max_chunks, word_addr_bits, word_bits)
 
 __all__ = ["REGION_REGS", "REGION_INDEX", "REGION_BLOCKS", "GLOBAL_REGS", "LAYER_REGS", "FLAGS", "offset_bits",
            "addr_bits", "data_bits", "reg_addr", "register_widths", "check_fits", "load_image", "registers_of",
@@ -59,7 +61,7 @@ def _bits(n_values: int) -> int:
 
 
 def offset_bits(hw: HardwareParams) -> int:
-    return max(8, _bits(hw.index_rows), block_addr_bits(hw))
+    return max(8, _bits(hw.index_rows), word_addr_bits(hw))
 
 
 def addr_bits(hw: HardwareParams) -> int:
@@ -67,7 +69,7 @@ def addr_bits(hw: HardwareParams) -> int:
 
 
 def data_bits(hw: HardwareParams) -> int:
-    return max(32, block_word_bits(hw), index_bits_per_row(hw))
+    return max(32, word_bits(hw), index_bits_per_row(hw))
 
 
 def reg_addr(name: str, layer: int | None = None) -> int:
@@ -93,7 +95,7 @@ def register_widths(hw: HardwareParams) -> dict:
 
 def check_fits(model: Model, hw: HardwareParams, all_blocks: bool = False) -> SparseWeights:
     """Raise :class:`ParamError` naming the field when ``model`` does not run on the configurable core ``hw``;
-    return its weights in the block-sparse format."""
+    return its weights in the core's format (:mod:`golden.sparse`)."""
     hw.validate()
     net = model.network
     hw.check(net)
@@ -128,32 +130,35 @@ def registers_of(net: NetworkParams, sw: SparseWeights) -> dict:
 
 def load_image(model: Model, hw: HardwareParams, all_blocks: bool = False) -> list:
     """The writes ``[(addr, data), ...]`` that configure the core ``hw`` to run ``model``: registers, then the
-    index, then the blocks. Raises :class:`ParamError` (naming the field) when the model does not fit.
-    ``all_blocks``: store the empty blocks too (the dense baseline)."""
+    index, then the weight words. Raises :class:`ParamError` (naming the field) when the model does not fit.
+    ``all_blocks``: store every weight, zeros too (the dense baseline)."""
     sw = check_fits(model, hw, all_blocks)
     ob = offset_bits(hw)
     writes = [(REGION_REGS << ob | reg_addr("CLEAR"), 0)]
     for name, v in registers_of(model.network, sw).items():
         base, _, layer = name.partition(".")
         writes.append((REGION_REGS << ob | reg_addr(base, int(layer) if layer else None), int(v)))
-    ab, ck, wb = block_addr_bits(hw), chunk_bits(hw), hw.weight_bits
+    ab, ck, cb, eb, wb = word_addr_bits(hw), chunk_bits(hw), count_bits(hw), entry_bits(hw), hw.weight_bits
     lane = (1 << wb) - 1
     for m in sw.matrices.values():
         for r in range(m.rows):
-            writes.append((REGION_INDEX << ob | m.index_base + r, int(m.base[r]) | int(m.count[r]) << ab))
+            entry = int(m.base[r])
+            for p, c in enumerate(m.count[r].tolist()):
+                entry |= int(c) << (ab + p * cb)
+            writes.append((REGION_INDEX << ob | m.index_base + r, entry))
     for m in sw.matrices.values():
-        for b in range(m.blocks):
-            word = int(m.chunk[b])
-            for p, w in enumerate(m.weights[b].tolist()):
-                word |= (int(w) & lane) << (ck + p * wb)
-            writes.append((REGION_BLOCKS << ob | m.first_block + b, word))
+        for a in range(m.words):
+            word = 0
+            for p, (k, w) in enumerate(zip(m.chunk[a].tolist(), m.weights[a].tolist())):
+                word |= (int(k) | (int(w) & lane) << ck) << (p * eb)
+            writes.append((REGION_BLOCKS << ob | m.first_word + a, word))
     return writes
 
 
 def decode_image(writes, hw: HardwareParams) -> dict:
     """What the core holds after ``writes`` from reset: ``regs`` (name -> value; layer registers ``NAME.l``),
-    ``index`` (index_rows, 2) of (base, count), ``blocks`` (weight_blocks, 1 + P) of (chunk, weights...) and the
-    sticky ``flags`` (set of names). The hardware's configuration unit must agree, write by write."""
+    ``index`` (index_rows, 1 + P) of (base, count per lane), ``words`` (weight_words, P, 2) of (chunk, weight)
+    per lane and the sticky ``flags`` (set of names). The hardware's configuration unit must agree, write by write."""
     ob = offset_bits(hw)
     widths = register_widths(hw)
     names = {GLOBAL_REGS[n]: n for n in GLOBAL_REGS}
@@ -161,9 +166,10 @@ def decode_image(writes, hw: HardwareParams) -> dict:
         for n in LAYER_REGS:
             names[reg_addr(n, l)] = f"{n}.{l}"
     regs = {n: 0 for n in names.values() if n != "CLEAR"}
-    index = np.zeros((hw.index_rows, 2), dtype=np.int64)
-    P, wb, ck, ab, cb = hw.pe_count, hw.weight_bits, chunk_bits(hw), block_addr_bits(hw), count_bits(hw)
-    blocks = np.zeros((hw.weight_blocks, 1 + P), dtype=np.int64)
+    P, wb, ck, ab, cb = hw.pe_count, hw.weight_bits, chunk_bits(hw), word_addr_bits(hw), count_bits(hw)
+    eb = entry_bits(hw)
+    index = np.zeros((hw.index_rows, 1 + P), dtype=np.int64)
+    words = np.zeros((hw.weight_words, P, 2), dtype=np.int64)
     flags = set()
     db = data_bits(hw)
     for addr, data in writes:
@@ -178,18 +184,20 @@ def decode_image(writes, hw: HardwareParams) -> dict:
             else:
                 regs[n] = data
         elif region == REGION_INDEX and off < hw.index_rows:
-            base, count = data & ((1 << ab) - 1), data >> ab & ((1 << cb) - 1)
-            if data >> (ab + cb) or count > max_chunks(hw) or base + count > hw.weight_blocks:
+            base = data & ((1 << ab) - 1)
+            counts = [data >> (ab + p * cb) & ((1 << cb) - 1) for p in range(P)]
+            if data >> (ab + P * cb) or max(counts) > max_chunks(hw) or base + max(counts) > hw.weight_words:
                 flags.add("BAD_POINTER")
             else:
-                index[off] = (base, count)
-        elif region == REGION_BLOCKS and off < hw.weight_blocks:
-            chunk = data & ((1 << ck) - 1)
-            lanes = [(data >> (ck + p * wb)) & ((1 << wb) - 1) for p in range(P)]
-            blocks[off] = [chunk] + [v - (1 << wb) if v >> (wb - 1) else v for v in lanes]
+                index[off] = [base] + counts
+        elif region == REGION_BLOCKS and off < hw.weight_words:
+            for p in range(P):
+                e = data >> (p * eb)
+                w = e >> ck & ((1 << wb) - 1)
+                words[off, p] = (e & ((1 << ck) - 1), w - (1 << wb) if w >> (wb - 1) else w)
         else:
             flags.add("BAD_ADDRESS")
-    return {"regs": regs, "index": index, "blocks": blocks, "flags": flags}
+    return {"regs": regs, "index": index, "words": words, "flags": flags}
 
 
 def config_errors(regs: dict, hw: HardwareParams) -> list:
@@ -229,7 +237,7 @@ def config_errors(regs: dict, hw: HardwareParams) -> list:
 
 
 def model_from_image(writes, hw: HardwareParams, template: Model) -> Model:
-    """The model the core runs after ``writes`` (network from the registers, weights from the index and blocks);
+    """The model the core runs after ``writes`` (network from the registers, weights from the index and words);
     ``template`` gives what the core does not hold (front end, labels). Raises :class:`ParamError` when the
     image leaves a flag set or the registers are inconsistent."""
     st = decode_image(writes, hw)
@@ -255,10 +263,12 @@ def model_from_image(writes, hw: HardwareParams, template: Model) -> Model:
     def matrix(base_reg, rows, cols):
         w = np.zeros((rows, ceil_div(cols, P) * P), dtype=np.int64)
         for i in range(rows):
-            base, count = st["index"][r[base_reg] + i]
-            for b in range(base, base + count):
-                k = st["blocks"][b, 0]
-                w[i, k * P:(k + 1) * P] = st["blocks"][b, 1:]
+            base, counts = st["index"][r[base_reg] + i, 0], st["index"][r[base_reg] + i, 1:]
+            for p in range(P):
+                for a in range(base, base + counts[p]):
+                    k, v = st["words"][a, p]
+                    if k * P + p < w.shape[1]:     # else the core skips it (BAD_CHUNK)
+                        w[i, k * P + p] = v
         return w[:, :cols]
 
     lws = [LayerWeights(matrix(f"IN_INDEX_BASE.{l}", net.fan_in(l), lp.size),

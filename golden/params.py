@@ -402,9 +402,9 @@ class HardwareParams(_Json):
     scan_width : int
         Sources the event generator's find-first-set looks at per cycle: a group of ``scan_width`` sources
         costs one cycle per event in it, or one cycle when it holds none (what a zero costs).
-    weight_blocks : int
-        Capacity of the block-sparse weight memory of the configurable core (``rtl/core.py``): stored blocks of
-        ``pe_count`` weights (see :mod:`golden.sparse`).
+    weight_words : int
+        Capacity of the weight memory of the configurable core (``rtl/core.py``), in words: the depth of each
+        lane's memory, a word holding one entry (chunk id, weight) per lane (see :mod:`golden.sparse`).
     index_rows : int
         Capacity of its row-pointer (index) memory: one entry per source row of every matrix of a model.
     acc_bits : int
@@ -433,7 +433,7 @@ class HardwareParams(_Json):
     max_state_bits: int = 24
     max_feature_bits: int = 8
     scan_width: int = 16
-    weight_blocks: int = 4096
+    weight_words: int = 3584
     index_rows: int = 576
     acc_bits: int = 20
     max_shift: int = 7
@@ -450,7 +450,7 @@ class HardwareParams(_Json):
         _int(f"{where}.max_state_bits", self.max_state_bits, 2, 32)
         _int(f"{where}.max_feature_bits", self.max_feature_bits, 1, 16)
         _int(f"{where}.scan_width", self.scan_width, 1, 64)
-        _int(f"{where}.weight_blocks", self.weight_blocks, 1, 1 << 20)
+        _int(f"{where}.weight_words", self.weight_words, 1, 1 << 20)
         _int(f"{where}.index_rows", self.index_rows, 1, 1 << 16)
         _int(f"{where}.acc_bits", self.acc_bits, 2, 48)
         _int(f"{where}.max_shift", self.max_shift, 0, 16)

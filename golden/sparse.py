@@ -1,20 +1,27 @@
-"""The block-sparse weight format of the configurable core (``rtl/core.py``): what is stored, what it costs.
+"""The weight format of the configurable core (``rtl/core.py``): per-lane lists in row segments, what is stored,
+what it costs.
 
-A weight matrix ``W`` of ``R`` rows (sources) and ``N`` columns (outputs) is cut, for ``P`` processing elements, into
-``K = ceil(N / P)`` chunks of ``P`` consecutive outputs. A **block** is the ``P`` weights of one row for one chunk::
+A weight matrix ``W`` of ``R`` rows (sources) and ``N`` columns (outputs) is cut, for ``P`` processing elements
+(lanes), into ``K = ceil(N / P)`` chunks of ``P`` consecutive outputs; lane ``p`` owns the outputs ``k*P + p``. For
+each row ``r`` and lane ``p`` the **lane list** holds the lane's non-zero weights of the row with their chunk ids,
+in ascending chunk order::
 
-    block(r, k) = W[r, k*P : k*P + P]        (lanes past N are 0)
+    list(r, p) = [(k, W[r, k*P + p]) for k in 0 .. K-1 if W[r, k*P + p] != 0]      count(r, p) = its length
 
-Only blocks holding a non-zero weight are **stored**. Each stored block is one word of the weight memory: its chunk
-id ``k`` and its ``P`` weights. The blocks of a row are contiguous, in ascending chunk order; the row's entry in the
-index memory is ``(base, count)``: the address of its first stored block and how many it has (0: an empty row).
+Row ``r`` owns a **segment** of ``depth(r) = max_p count(r, p)`` consecutive words of the weight memory from
+address ``base(r)``; word ``base(r) + j`` holds, in lane ``p``, entry ``j`` of ``list(r, p)`` (``{chunk id,
+weight}``), or a padding entry ``{0, 0}`` past the list's end. Each lane has its own memory (the lane slice of the
+words), so the lanes read different addresses at once. The index memory holds per row ``(base, count(r, 0..P-1))``.
 Matrices follow each other in the order ``w_in[0], w_rec[0], w_in[1], w_rec[1], ..., w_out`` in both memories; a
 matrix's first row entry is its **index base** (a configuration register).
 
-An event on row ``r`` costs one weight-memory read per stored block of the row (and none when the row is empty):
-the hardware walks ``base .. base + count - 1`` and adds each block into the accumulators of chunk ``k``.
+An event on row ``r`` costs lane ``p`` one read per entry of ``list(r, p)``: each lane walks its own list, of its
+own queue of events, independently of the others, so a stage costs about the longest lane's total (unstructured
+sparsity at full value, not rounded up to a block per chunk); a row with no weight costs nothing past its scan.
 
-:func:`format_bits` counts the bits of this format and of the alternatives it was chosen against (rtl/README.md).
+:func:`format_bits` counts the bits of this format and of the alternatives it was chosen against (rtl/README.md):
+block-sparse rows (a block = the P weights of one row for one chunk, only non-empty blocks stored, an event costing
+one cycle per stored block) and the dense memory.
 """
 from __future__ import annotations
 
@@ -26,9 +33,9 @@ from .arith import ceil_div
 from .model import Model
 from .params import HardwareParams, NetworkParams, ParamError
 
-__all__ = ["SparseMatrix", "SparseWeights", "compress", "row_blocks", "matrix_names", "matrix_rows",
-           "lane_list_rows", "max_chunks", "chunk_bits", "count_bits", "block_addr_bits", "index_bits_per_row", "block_word_bits",
-           "format_bits"]
+__all__ = ["SparseMatrix", "SparseWeights", "compress", "lane_counts", "row_blocks", "matrix_names", "matrix_rows",
+           "max_chunks", "chunk_bits", "count_bits", "word_addr_bits", "index_bits_per_row", "entry_bits",
+           "word_bits", "format_bits", "memory_bits", "check_capacity"]
 
 
 def _bits(n_values: int) -> int:
@@ -46,21 +53,27 @@ def chunk_bits(hw: HardwareParams) -> int:
 
 
 def count_bits(hw: HardwareParams) -> int:
+    """One lane's count: 0 .. max chunks."""
     return _bits(max_chunks(hw) + 1)
 
 
-def block_addr_bits(hw: HardwareParams) -> int:
-    return _bits(hw.weight_blocks)
+def word_addr_bits(hw: HardwareParams) -> int:
+    return _bits(hw.weight_words)
 
 
 def index_bits_per_row(hw: HardwareParams) -> int:
-    """One index entry: ``base`` (a weight-memory address) and ``count`` (0 .. max chunks)."""
-    return block_addr_bits(hw) + count_bits(hw)
+    """One index entry: ``base`` (a weight-memory address) and ``P`` counts (0 .. max chunks each)."""
+    return word_addr_bits(hw) + hw.pe_count * count_bits(hw)
 
 
-def block_word_bits(hw: HardwareParams) -> int:
-    """One weight-memory word: the chunk id and ``P`` weights."""
-    return chunk_bits(hw) + hw.pe_count * hw.weight_bits
+def entry_bits(hw: HardwareParams) -> int:
+    """One lane's entry of a word: the chunk id and the weight."""
+    return chunk_bits(hw) + hw.weight_bits
+
+
+def word_bits(hw: HardwareParams) -> int:
+    """One weight-memory word: ``P`` lane entries."""
+    return hw.pe_count * entry_bits(hw)
 
 
 def matrix_names(net: NetworkParams) -> list:
@@ -93,112 +106,132 @@ def _blocked(w: np.ndarray, P: int) -> np.ndarray:
     return out.reshape(R, K, P)
 
 
+def lane_counts(model: Model, P: int, all_blocks: bool = False) -> dict:
+    """Entries per row and lane: matrix name -> int64 array (R, P). ``all_blocks``: every weight stored, zeros
+    too (the dense baseline's image: ``K`` entries in every lane)."""
+    out = {}
+    for name, w in _arrays(model).items():
+        blk = _blocked(np.asarray(w, dtype=np.int64), P)
+        out[name] = (np.full((blk.shape[0], P), blk.shape[1], dtype=np.int64) if all_blocks
+                     else np.count_nonzero(blk, axis=1).astype(np.int64))
+    return out
+
+
 def row_blocks(model: Model, P: int) -> dict:
-    """Stored blocks per row: matrix name -> int64 array (R,)."""
+    """The block-sparse alternative's cost: non-empty blocks per row. Matrix name -> int64 array (R,)."""
     return {name: np.count_nonzero(_blocked(w, P), axis=2).astype(bool).sum(axis=1).astype(np.int64)
             for name, w in _arrays(model).items()}
 
 
 @dataclass(frozen=True)
 class SparseMatrix:
-    """One matrix in the format: ``base``/``count`` per row, ``chunk`` and ``weights`` (P lanes) per stored block
-    (blocks numbered from ``first_block``, this matrix's first address in the weight memory)."""
+    """One matrix in the format: ``base`` and ``count`` (P lanes) per row, ``chunk`` and ``weights`` per word and
+    lane (words numbered from ``first_word``, this matrix's first address in the weight memory)."""
 
     name: str
     rows: int
     cols: int
     chunks: int
     index_base: int
-    first_block: int
-    base: np.ndarray      # (rows,) weight-memory address of each row's first block
-    count: np.ndarray     # (rows,) stored blocks of each row
-    chunk: np.ndarray     # (blocks,) chunk id of each stored block
-    weights: np.ndarray   # (blocks, P) int64
+    first_word: int
+    base: np.ndarray      # (rows,) weight-memory address of each row's first word
+    count: np.ndarray     # (rows, P) entries of each row's lane lists
+    chunk: np.ndarray     # (words, P) chunk id of each entry (0: padding)
+    weights: np.ndarray   # (words, P) int64 (0: padding)
 
     @property
-    def blocks(self) -> int:
+    def words(self) -> int:
         return int(len(self.chunk))
 
 
 @dataclass(frozen=True)
 class SparseWeights:
-    """A model's weights in the block-sparse format for ``P`` lanes."""
+    """A model's weights in the format for ``P`` lanes."""
 
     P: int
     matrices: dict        # name -> SparseMatrix, in memory order
 
     @property
-    def blocks(self) -> int:
-        return sum(m.blocks for m in self.matrices.values())
+    def words(self) -> int:
+        return sum(m.words for m in self.matrices.values())
+
+    @property
+    def entries(self) -> int:
+        """Entries that are not padding (the weights stored)."""
+        return sum(int(m.count.sum()) for m in self.matrices.values())
 
     @property
     def index_rows(self) -> int:
         return sum(m.rows for m in self.matrices.values())
 
     def dense(self, name: str) -> np.ndarray:
-        """The matrix ``name`` rebuilt from its blocks (the inverse of :func:`compress`)."""
+        """The matrix ``name`` rebuilt from its lane lists (the inverse of :func:`compress`)."""
         m = self.matrices[name]
         w = np.zeros((m.rows, m.chunks, self.P), dtype=np.int64)
         for r in range(m.rows):
-            for b in range(int(m.base[r]), int(m.base[r] + m.count[r])):
-                w[r, int(m.chunk[b - m.first_block])] = m.weights[b - m.first_block]
+            for p in range(self.P):
+                for a in range(int(m.base[r]), int(m.base[r] + m.count[r, p])):
+                    w[r, int(m.chunk[a - m.first_word, p]), p] = m.weights[a - m.first_word, p]
         return w.reshape(m.rows, -1)[:, :m.cols]
 
 
 def compress(model: Model, P: int, all_blocks: bool = False) -> SparseWeights:
-    """``model``'s weights in the block-sparse format (matrices and blocks in memory order). ``all_blocks``:
-    store every block, empty ones too (the dense baseline's image)."""
+    """``model``'s weights in the format (matrices and words in memory order). ``all_blocks``: store every
+    weight, zeros too (the dense baseline's image)."""
     mats, index_base, first = {}, 0, 0
     for name, w in _arrays(model).items():
         blk = _blocked(np.asarray(w, dtype=np.int64), P)
         R, K, _ = blk.shape
-        keep = (np.count_nonzero(blk, axis=2) > 0) | all_blocks  # (R, K)
-        count = keep.sum(axis=1).astype(np.int64)
-        base = first + np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
-        rr, kk = np.nonzero(keep)                              # row-major: rows ascending, chunks ascending
-        mats[name] = SparseMatrix(name, R, w.shape[1], K, index_base, first, base, count,
-                                  kk.astype(np.int64), blk[rr, kk].astype(np.int64))
+        keep = np.ones(blk.shape, dtype=bool) if all_blocks else blk != 0       # (R, K, P)
+        count = keep.sum(axis=1).astype(np.int64)                             # (R, P)
+        depth = count.max(axis=1) if R else np.zeros(0, dtype=np.int64)
+        base = first + np.concatenate([[0], np.cumsum(depth)[:-1]]).astype(np.int64)
+        words = int(depth.sum())
+        chunk = np.zeros((words, P), dtype=np.int64)
+        weights = np.zeros((words, P), dtype=np.int64)
+        rank = np.cumsum(keep, axis=1) - 1                                    # entry of (r, k, p) in its list
+        rr, kk, pp = np.nonzero(keep)
+        addr = base[rr] - first + rank[rr, kk, pp]
+        chunk[addr, pp] = kk
+        weights[addr, pp] = blk[rr, kk, pp]
+        mats[name] = SparseMatrix(name, R, w.shape[1], K, index_base, first, base, count, chunk, weights)
         index_base += R
-        first += len(rr)
+        first += words
     return SparseWeights(P, mats)
-
-
-def lane_list_rows(model: Model, P: int) -> dict:
-    """The alternative format's cost per row: each lane keeps a list of its non-zero weights with their chunk
-    ids, and an event costs the longest lane list of its row. Matrix name -> int64 array (R,)."""
-    return {name: np.count_nonzero(_blocked(w, P), axis=1).max(axis=1).astype(np.int64)
-            for name, w in _arrays(model).items()}
 
 
 def format_bits(model: Model, hw: HardwareParams) -> dict:
     """Bits that ``model`` needs on ``hw`` (its ``P``) in the chosen format and in two alternatives.
 
-    ``block_sparse`` (chosen): ``weights`` = stored blocks x P x weight_bits; ``weight_index`` = stored blocks x
-    chunk id bits + index rows x (base + count bits).
+    ``lane_lists`` (chosen): ``weights`` = words x P x weight_bits (padding included); ``weight_index`` = words x P
+    x chunk id bits + index rows x (base + P count bits); ``words`` = the weight-memory words used.
+    ``block_sparse``: only non-empty blocks of P weights stored, each with a chunk id; per row a base and a count.
     ``dense``: every block stored, no index (``rtl/accel.py``'s memory).
-    ``lane_lists``: each lane keeps its own list of (weight, chunk id) of its non-zero weights, per row a base and
-    a length per lane's list (unstructured sparsity at full value; an event costs the longest lane list).
     """
     P, wb = hw.pe_count, hw.weight_bits
     sw = compress(model, P)
     rows = sw.index_rows
-    blocks = sw.blocks
-    dense_blocks = sum(m.rows * m.chunks for m in sw.matrices.values())
-    nnz = sum(int(np.count_nonzero(m.weights)) for m in sw.matrices.values())
     ck = chunk_bits(hw)
+    blocks = sum(int(v.sum()) for v in row_blocks(model, P).values())
+    dense_blocks = sum(m.rows * m.chunks for m in sw.matrices.values())
+    block_index = _bits(max(1, blocks)) + _bits(max_chunks(hw) + 1)
     out = {
-        "block_sparse": {"weights": blocks * P * wb,
-                         "weight_index": blocks * ck + rows * index_bits_per_row(hw),
-                         "blocks": blocks},
-        "dense": {"weights": dense_blocks * P * wb, "weight_index": 0, "blocks": dense_blocks},
+        "lane_lists": {"weights": sw.words * P * wb,
+                       "weight_index": sw.words * P * ck + rows * index_bits_per_row(hw),
+                       "words": sw.words, "entries": sw.entries},
+        "block_sparse": {"weights": blocks * P * wb, "weight_index": blocks * ck + rows * block_index,
+                         "words": blocks, "entries": blocks * P},
+        "dense": {"weights": dense_blocks * P * wb, "weight_index": 0, "words": dense_blocks,
+                  "entries": dense_blocks * P},
     }
-    # lane lists: per row, a base and P list lengths
-    len_bits = _bits(max_chunks(hw) + 1)
-    out["lane_lists"] = {"weights": nnz * wb, "weight_index": nnz * ck + rows * (_bits(max(1, nnz)) + P * len_bits),
-                         "blocks": None}
     for v in out.values():
         v["total"] = v["weights"] + v["weight_index"]
     return out
+
+
+def memory_bits(model: Model, hw: HardwareParams) -> dict:
+    """The chosen format's bits of ``model`` on ``hw``: ``weights``, ``weight_index``, ``total``, ``words``."""
+    return format_bits(model, hw)["lane_lists"]
 
 
 def check_capacity(model: Model, hw: HardwareParams, all_blocks: bool = False) -> SparseWeights:
@@ -207,7 +240,7 @@ def check_capacity(model: Model, hw: HardwareParams, all_blocks: bool = False) -
     if sw.index_rows > hw.index_rows:
         raise ParamError(f"the model has {sw.index_rows} weight rows (sources of every matrix); "
                          f"hardware.index_rows = {hw.index_rows}")
-    if sw.blocks > hw.weight_blocks:
-        raise ParamError(f"the model needs {sw.blocks} stored weight blocks of {hw.pe_count}; "
-                         f"hardware.weight_blocks = {hw.weight_blocks}")
+    if sw.words > hw.weight_words:
+        raise ParamError(f"the model needs {sw.words} weight-memory words of {hw.pe_count} lane entries; "
+                         f"hardware.weight_words = {hw.weight_words}")
     return sw

@@ -377,17 +377,17 @@ def cmd_eval(args) -> int:
 def _hardware(args) -> HardwareParams:
     try:
         return HardwareParams(pe_count=args.pe, time_steps=args.hw_time_steps, scan_width=args.scan_width,
-                              weight_blocks=args.weight_blocks, index_rows=args.index_rows,
+                              weight_words=args.weight_words, index_rows=args.index_rows,
                               max_spike_level=args.max_spike_level).validate()
     except ParamError as e:
-        raise CliError(f"{e}; fix --pe / --hw-time-steps / --scan-width / --weight-blocks / --index-rows / "
+        raise CliError(f"{e}; fix --pe / --hw-time-steps / --scan-width / --weight-words / --index-rows / "
                        "--max-spike-level") from None
 
 
 def cmd_image(args) -> int:
     """Write the load image of a model for the configurable core: the configuration writes that make it run it."""
     from golden.image import addr_bits, data_bits, load_image
-    from golden.sparse import format_bits
+    from golden.sparse import memory_bits
     hw = _hardware(args)
     model, desc = resolve_model(args.model, args.seed)
     out = check_output(args.out, [("the model file", _model_file(args.model))], option="--out", default=IMAGE_JSON)
@@ -395,13 +395,13 @@ def cmd_image(args) -> int:
         writes = load_image(model, hw)
     except ParamError as e:
         raise CliError(f"the model does not fit the hardware: {e}") from None
-    bits = format_bits(model, hw)["block_sparse"]
+    bits = memory_bits(model, hw)
     _write_json(out, {
         "model": desc, "hardware": hw.to_dict(), "addr_bits": addr_bits(hw), "data_bits": data_bits(hw),
         "format": "each write is [addr, data] (hex): the core's cfg stream payload is addr | data << addr_bits; "
                   "the map is golden/image.py", "memory_bits": bits,
         "writes": [[hex(a), hex(d)] for a, d in writes]})
-    print(f"{desc}: {len(writes)} configuration writes ({bits['blocks']} weight blocks, {bits['total']:,} bits of "
+    print(f"{desc}: {len(writes)} configuration writes ({bits['words']} weight words of {hw.pe_count} lane entries, {bits['total']:,} bits of "
           f"weights and index) for P = {hw.pe_count}; wrote {args.out}")
     return 0
 
@@ -450,7 +450,7 @@ def cmd_board(args) -> int:
     if not args.timeout > 0:
         raise CliError(f"--timeout must be a positive number of seconds, not {args.timeout}")
     try:
-        hw = board_hardware(args.pe, args.scan, args.weight_blocks).validate()
+        hw = board_hardware(args.pe, args.scan, args.weight_words).validate()
         divisor_for(args.baud)
     except (ParamError, ValueError) as e:
         raise CliError(str(e)) from None
@@ -642,7 +642,7 @@ def _sim_one(model: Model, desc: str, data: Path, utts: list, hw: HardwareParams
         table[P] = {"mean": round(float(c.mean()) + FRAME_OVERHEAD, 1), "max": int(c.max()) + FRAME_OVERHEAD,
                     "realtime_clock_hz": realtime_clock_hz(int(c.max())),
                     "lower_bound_mean": round(float(lower_bound(model, hp, trace)[cyc > 0].mean()), 1),
-                    "memory_bits": format_bits(model, hp)["block_sparse"]["total"]}
+                    "memory_bits": format_bits(model, hp)["lane_lists"]["total"]}
     res["cycles_over_pe"] = table
     print("P: mean / max cycles per frame -> real-time clock: " + "; ".join(
         f"{P}: {t['mean']:.0f} / {t['max']} -> {t['realtime_clock_hz'] / 1e3:.1f} kHz" for P, t in table.items()))
@@ -786,8 +786,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"accumulator sets per PE (default {d.time_steps})")
         sp.add_argument("--scan-width", type=int, default=d.scan_width,
                         help=f"sources per find-first-set group (default {d.scan_width})")
-        sp.add_argument("--weight-blocks", type=int, default=d.weight_blocks,
-                        help=f"weight-memory capacity of the core, in blocks of P weights (default {d.weight_blocks})")
+        sp.add_argument("--weight-words", type=int, default=d.weight_words,
+                        help=f"weight-memory capacity of the core, in words of P lane entries (default {d.weight_words})")
         sp.add_argument("--index-rows", type=int, default=d.index_rows,
                         help=f"index-memory capacity of the core, in source rows (default {d.index_rows})")
         sp.add_argument("--max-spike-level", type=int, default=d.max_spike_level,
@@ -872,7 +872,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-load", action="store_true", help="the model is already loaded: send the frames only")
     sp.add_argument("--pe", type=_at_least(1), default=2, help="the bitstream's P (default 2, as make fpga builds)")
     sp.add_argument("--scan", type=_at_least(1), default=8, help="the bitstream's scan width (default 8)")
-    sp.add_argument("--weight-blocks", type=_at_least(1), default=32768,
+    sp.add_argument("--weight-words", type=_at_least(1), default=32768,
                     help="the bitstream's weight-memory depth (default 32768)")
     sp.set_defaults(func=cmd_board)
 

@@ -38,7 +38,7 @@ from golden.arith import ceil_div
 from golden.image import (FLAGS, GLOBAL_REGS, LAYER_REGS, REGION_BLOCKS, REGION_INDEX, REGION_REGS, addr_bits,
                           data_bits, offset_bits, reg_addr, register_widths)
 from golden.params import HardwareParams
-from golden.sparse import block_addr_bits, chunk_bits, count_bits, max_chunks
+from golden.sparse import chunk_bits, count_bits, max_chunks, word_addr_bits
 
 __all__ = ["Core", "core_layouts", "CORE_COUNTERS", "CORE_FAULTS", "event_queue_depth"]
 
@@ -89,9 +89,11 @@ def core_layouts(hw: HardwareParams, debug: bool = False) -> dict:
     lay = {
         "cfg": data.StructLayout({"addr": addr_bits(hw), "data": data_bits(hw)}),
         "input": data.StructLayout({"first": 1, "features": data.ArrayLayout(unsigned(fb), hw.max_features)}),
-        "index": data.StructLayout({"base": block_addr_bits(hw), "count": count_bits(hw)}),
-        "block": data.StructLayout({"chunk": chunk_bits(hw), "weights": data.ArrayLayout(signed(wb), P)}),
-        "queued": data.StructLayout({"payload": fb, "mask": T, "rec": 1, "base": block_addr_bits(hw),
+        "index": data.StructLayout({"base": word_addr_bits(hw), "count": data.ArrayLayout(count_bits(hw), P)}),
+        # one lane's entry of a weight word (an array of one weight: the accumulator unit of a lane is a PE array
+        # of one PE)
+        "entry": data.StructLayout({"chunk": chunk_bits(hw), "weights": data.ArrayLayout(signed(wb), 1)}),
+        "queued": data.StructLayout({"payload": fb, "mask": T, "rec": 1, "base": word_addr_bits(hw),
                                      "count": count_bits(hw)}),
         "status": data.StructLayout({f.lower(): 1 for f in FLAGS}),
     }
@@ -365,19 +367,25 @@ class Core(wiring.Component):
         off = cfg.addr[:ob]
 
         m.submodules.imem = imem = memory.Memory(shape=lay["index"], depth=hw.index_rows, init=[])
-        m.submodules.wmem = wmem = memory.Memory(shape=lay["block"], depth=hw.weight_blocks, init=[])
         iw, ir = imem.write_port(), imem.read_port(domain="sync")
-        ww, wr = wmem.write_port(), wmem.read_port(domain="sync")
-
         take_cfg = self.cfg.valid & self.cfg.ready
-        ab_bits, cb_bits = block_addr_bits(hw), count_bits(hw)
-        m.d.comb += [iw.addr.eq(off), iw.data.eq(cfg.data[:ab_bits + cb_bits]),
-                     ww.data.eq(cfg.data[:len(ww.data.as_value())])]
-        # The weight memory is single-ported: one address for the configuration's writes (taken only while idle)
-        # and the fetch's reads (only while running; no read in a write cycle), so that it maps to a single-port
-        # RAM (an iCE40 UP5K SPRAM, a single-port SRAM macro).
-        waddr = Signal.like(ww.addr)
-        m.d.comb += [ww.addr.eq(waddr), wr.addr.eq(waddr)]
+        ab_bits, cb_bits = word_addr_bits(hw), count_bits(hw)
+        eb = lay["entry"].size
+        m.d.comb += [iw.addr.eq(off), iw.data.eq(cfg.data[:ab_bits + P * cb_bits])]
+        # The weight memory is one memory per lane (the lane's slice of every word: lanes read different
+        # addresses at once), each single-ported: one address for the configuration's writes (taken only while
+        # idle; a word writes every lane at the same address) and the lane fetch's reads (only while running; no
+        # read in a write cycle), so that it maps to a single-port RAM (an iCE40 UP5K SPRAM, a single-port SRAM
+        # macro).
+        wports = []
+        for p in range(P):
+            wmem = memory.Memory(shape=lay["entry"], depth=hw.weight_words, init=[])
+            m.submodules[f"wmem{p}"] = wmem
+            ww_p, wr_p = wmem.write_port(), wmem.read_port(domain="sync")
+            m.d.comb += ww_p.data.eq(cfg.data[p * eb:(p + 1) * eb])
+            wports.append((ww_p, wr_p))
+        w_en = Signal()
+        m.d.comb += [ww_p.en.eq(w_en) for ww_p, _ in wports]
         with m.If(take_cfg):
             with m.Switch(region):
                 with m.Case(REGION_REGS):
@@ -397,21 +405,22 @@ class Core(wiring.Component):
                             m.d.sync += sticky[0].eq(1)
                 with m.Case(REGION_INDEX):
                     base = cfg.data[:ab_bits]
-                    count = cfg.data[ab_bits:ab_bits + cb_bits]
-                    past_end = base + count > hw.weight_blocks
+                    counts = [cfg.data[ab_bits + p * cb_bits:ab_bits + (p + 1) * cb_bits] for p in range(P)]
+                    past_end = Cat(*[base + c > hw.weight_words for c in counts]).any()
+                    too_many = Cat(*[c > Kmax for c in counts]).any()
                     if fault == "bad_index_not_flagged":
                         past_end = Const(0, 1)
                     with m.If(off >= hw.index_rows):
                         m.d.sync += sticky[0].eq(1)
-                    with m.Elif((cfg.data[ab_bits + cb_bits:] != 0) | (count > Kmax) | past_end):
+                    with m.Elif((cfg.data[ab_bits + P * cb_bits:] != 0) | too_many | past_end):
                         m.d.sync += sticky[2].eq(1)
                     with m.Else():
                         m.d.comb += iw.en.eq(1)
                 with m.Case(REGION_BLOCKS):
-                    with m.If(off >= hw.weight_blocks):
+                    with m.If(off >= hw.weight_words):
                         m.d.sync += sticky[0].eq(1)
                     with m.Else():
-                        m.d.comb += ww.en.eq(1)
+                        m.d.comb += w_en.eq(1)
                 with m.Default():
                     m.d.sync += sticky[0].eq(1)
 
@@ -520,33 +529,52 @@ class Core(wiring.Component):
         pend_ev = Signal(data.StructLayout({"payload": fb, "mask": T, "rec": 1}))
         m.d.sync += [pend.eq(gen.o.valid), pend_ev.payload.eq(src_payload), pend_ev.mask.eq(src_mask),
                      pend_ev.rec.eq(ev.rec)]
-        m.submodules.queue = queue = EventQueue(lay["queued"], event_queue_depth(hw))
-        looked = Signal(lay["queued"])          # the event with its row entry, in the cycle after its scan
-        m.d.comb += [looked.payload.eq(pend_ev.payload), looked.mask.eq(pend_ev.mask), looked.rec.eq(pend_ev.rec),
-                     looked.base.eq(ir.data.base), looked.count.eq(ir.data.count)]
-        m.submodules.fetch = fetch = BlockFetch(lay["queued"], lay["block"], fb, T, ab_bits, cb_bits, fault)
-        # Bypass: an event whose row has blocks goes straight to the fetch when the queue is empty and the fetch
-        # takes a new event this cycle; otherwise it waits in the queue (then the fetch is busy until then anyway).
-        has_blocks = pend & (ir.data.count != 0)
-        bypass = Signal()
-        q_free = Const(1, 1) if fault == "bypass_ignores_queue" else queue.empty
-        m.d.comb += bypass.eq(q_free & fetch.q.ready & has_blocks)
-        m.d.comb += [queue.w.valid.eq(has_blocks & ~bypass), queue.w.payload.eq(looked),
-                     fetch.q.valid.eq(queue.r.valid | bypass),
-                     fetch.q.payload.eq(Mux(queue.empty, looked, queue.r.payload)),
-                     queue.r.ready.eq(fetch.q.ready)]
-        m.d.comb += [waddr.eq(Mux(take_cfg, off, fetch.rd_addr)), wr.en.eq(~ww.en), fetch.rd_data.eq(wr.data)]
-        m.submodules.acc = acc = AccUnit(fetch.o.payload.shape(), P, T, ab, Kmax, hw.max_shift, fault)
-        wiring.connect(m, fetch.o, acc.i)
+        # Each lane: a queue, a fetch walking the lane's entries of the queued events in its own weight memory, and
+        # an accumulator unit (a PE array of one PE over the lane's accumulator memory). The row lookup reads the
+        # index once; the event goes to every lane whose list of the row is not empty: straight to the lane's fetch
+        # when the lane's queue is empty and its fetch takes a new event this cycle, else into the lane's queue.
         in_shifts = Array([lr[l]["IN_SHIFT"] for l in range(Lmax)] + [g["READOUT_SHIFT"]])
         rec_shifts = Array([lr[l]["REC_SHIFT"] for l in range(Lmax)] + [Const(0, widths["REC_SHIFT"])])
-        m.d.comb += [acc.chunks.eq(chunks), acc.shift_in.eq(in_shifts[sel]),
-                     acc.shift_rec.eq((in_shifts if fault == "rec_uses_in_shift" else rec_shifts)[sel])]
-        # The sweep may start while the last block's accumulation is written: the accumulator read port is
+        queues, fetches, accs = [], [], []
+        q_clear = Signal()
+        for p in range(P):
+            queue = EventQueue(lay["queued"], event_queue_depth(hw))
+            fetch = BlockFetch(lay["queued"], lay["entry"], fb, T, ab_bits, cb_bits, fault)
+            m.submodules[f"queue{p}"], m.submodules[f"fetch{p}"] = queue, fetch
+            looked = Signal(lay["queued"], name=f"looked{p}")   # the event with the lane's row entry
+            m.d.comb += [looked.payload.eq(pend_ev.payload), looked.mask.eq(pend_ev.mask), looked.rec.eq(pend_ev.rec),
+                         looked.base.eq(ir.data.base), looked.count.eq(ir.data.count[p])]
+            has = Signal(name=f"has{p}")
+            m.d.comb += has.eq(pend & (ir.data.count[p] != 0))
+            bypass = Signal(name=f"bypass{p}")
+            q_free = Const(1, 1) if fault == "bypass_ignores_queue" else queue.empty
+            m.d.comb += bypass.eq(q_free & fetch.q.ready & has)
+            m.d.comb += [queue.w.valid.eq(has & ~bypass), queue.w.payload.eq(looked),
+                         fetch.q.valid.eq(queue.r.valid | bypass),
+                         fetch.q.payload.eq(Mux(queue.empty, looked, queue.r.payload)),
+                         queue.r.ready.eq(fetch.q.ready), queue.clear.eq(q_clear)]
+            ww_p, wr_p = wports[p]
+            waddr = Signal.like(ww_p.addr, name=f"waddr{p}")
+            m.d.comb += [waddr.eq(Mux(take_cfg, off, fetch.rd_addr)), ww_p.addr.eq(waddr), wr_p.addr.eq(waddr),
+                         wr_p.en.eq(~ww_p.en), fetch.rd_data.eq(wr_p.data)]
+            acc = AccUnit(fetch.o.payload.shape(), 1, T, ab, Kmax, hw.max_shift, fault)
+            m.submodules[f"acc{p}"] = acc
+            wiring.connect(m, fetch.o, acc.i)
+            m.d.comb += [acc.chunks.eq(chunks), acc.shift_in.eq(in_shifts[sel]),
+                         acc.shift_rec.eq((in_shifts if fault == "rec_uses_in_shift" else rec_shifts)[sel])]
+            queues.append(queue)
+            fetches.append(fetch)
+            accs.append(acc)
+        # The sweep may start while the lanes' last accumulations are written: the accumulator read ports are
         # transparent, and no later write goes to any chunk.
         sweep_ok = Signal()
-        drained = Const(1, 1) if fault == "sweep_before_drain" else fetch.idle
-        m.d.comb += sweep_ok.eq(gen.finished & ~pend & queue.empty & drained)
+        drained = Const(1, 1) if fault == "sweep_before_drain" else Cat(*[f.idle for f in fetches]).all()
+        m.d.comb += sweep_ok.eq(gen.finished & ~pend & Cat(*[q.empty for q in queues]).all() & drained)
+        # the accumulators of chunk k, every lane's side by side
+        acc_word = data.ArrayLayout(data.ArrayLayout(signed(ab), P), T)
+        acc_rd = Signal(acc_word)
+        for p in range(P):
+            m.d.comb += [acc_rd[t][p].eq(accs[p].sw_data[t][0]) for t in range(T)]
 
         # ------------------------------------------------------------------ the neuron sweep
         k = Signal(range(Kmax + 1))
@@ -558,7 +586,8 @@ class Core(wiring.Component):
         # computed and registered (`lk_pf`) in the cycle before the update. The state memory is written
         # only by the update, one chunk behind, so no read sees a stale word; no cycle is added.
         ahead = Signal()
-        m.d.comb += [acc.sw_addr.eq(k), sr_.addr.eq(sbase[sel] + k + ahead)]
+        m.d.comb += [a.sw_addr.eq(k) for a in accs]
+        m.d.comb += sr_.addr.eq(sbase[sel] + k + ahead)
         # The update's parameters are registers, loaded every cycle from the stage index and the configuration
         # (an update comes at least two cycles after the stage changes: the RUN cycle in which the stage is new,
         # then the cycle that reads chunk 0), so that the update's path starts at a register and not at `stage`
@@ -606,8 +635,8 @@ class Core(wiring.Component):
         # Operand isolation: the update logic sees the accumulators only in a sweep cycle (u_valid), so it does
         # not toggle with every accumulator read of the RUN phase (less switching; much faster event-driven
         # simulation). The prefetched state (lk_pf) changes only when the state read moves to another chunk.
-        acc_in = Signal(acc.word)
-        m.d.comb += acc_in.eq(Mux(u_valid, acc.sw_data, 0))
+        acc_in = Signal(acc_word)
+        m.d.comb += acc_in.eq(Mux(u_valid, acc_rd, 0))
         new_state = Signal(data.ArrayLayout(signed(sbm), P))
         fired = [Signal(data.ArrayLayout(unsigned(sbits), P), name=f"fired_t{t}") for t in range(T)]
         # Widths: a potential (after a reset by subtraction) fits sbm + 1 bits; a potential plus the accumulators
@@ -692,8 +721,8 @@ class Core(wiring.Component):
         m.d.comb += decision.eq(Mux(cb_wins, cb_idx, best_idx))
 
         with m.If(u_valid):
-            m.d.comb += [sw_.en.eq(1), sw_.addr.eq(sbase[sel] + u_k), sw_.data.eq(new_state),
-                         acc.clr_en.eq(1), acc.clr_addr.eq(u_k)]
+            m.d.comb += [sw_.en.eq(1), sw_.addr.eq(sbase[sel] + u_k), sw_.data.eq(new_state)]
+            m.d.comb += [x for a in accs for x in (a.clr_en.eq(1), a.clr_addr.eq(u_k))]
             m.d.sync += [counters["state_reads"].eq(counters["state_reads"] + n_lanes),
                          counters["state_writes"].eq(counters["state_writes"] + n_lanes)]
             with m.If(is_ro):
@@ -718,11 +747,10 @@ class Core(wiring.Component):
             with m.Else():
                 add("in_events", 1)
             add("weight_reads", n_out)
-        with m.If(acc.accumulate):
-            add("weight_words", 1)
-            add("nz_weight_reads", acc.n_nz)
-            add("accumulations", acc.n_acc)
-        with m.If(acc.bad_chunk):
+        add("weight_words", sum((a.accumulate.as_unsigned() for a in accs), Const(0, range(P + 1))))
+        add("nz_weight_reads", sum((Mux(a.accumulate, a.n_nz, 0) for a in accs), Const(0, range(P + 1))))
+        add("accumulations", sum((Mux(a.accumulate, a.n_acc, 0) for a in accs), Const(0, range(P * T + 1))))
+        with m.If(Cat(*[a.bad_chunk for a in accs]).any()):
             m.d.sync += sticky[3].eq(1)
 
         # ------------------------------------------------------------------ control
@@ -747,7 +775,7 @@ class Core(wiring.Component):
                         m.next = "OUT"
                     with m.Else():
                         m.d.sync += ran.eq(1)
-                        m.d.comb += [gen.start.eq(1), queue.clear.eq(1)]
+                        m.d.comb += [gen.start.eq(1), q_clear.eq(1)]
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += in_compute.eq(1)
@@ -770,7 +798,7 @@ class Core(wiring.Component):
                 with m.If(is_ro):
                     m.next = "OUT"
                 with m.Else():
-                    m.d.comb += [gen.start.eq(1), queue.clear.eq(1)]
+                    m.d.comb += [gen.start.eq(1), q_clear.eq(1)]
                     m.next = "RUN"
                 if fault == "hang":     # the readout's last update never ends
                     with m.If(is_ro):

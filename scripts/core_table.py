@@ -27,7 +27,7 @@ from golden.frontend import features_from_file
 from golden.modelfile import load_model
 from golden.network import run_batch
 from golden.params import HardwareParams, ParamError
-from golden.sparse import compress, format_bits
+from golden.sparse import format_bits
 
 
 def split_items(ds: str, data: Path, split: str) -> list:
@@ -61,14 +61,14 @@ def rows_for(path: Path, pes, data: Path | None = None, split: str = "test") -> 
         cyc = core_cycle_counts(model, hw, feats, trace).sum(-1)
         active = np.arange(cyc.shape[1])[None, :] < trace.lengths[:, None]
         c, lb = cyc[active], lower_bound(model, hw, trace)[active]
-        bits = format_bits(model, hw)["block_sparse"]
-        sw = compress(model, P)
-        dense_blocks = sum(m.rows * m.chunks for m in sw.matrices.values())
+        fb = format_bits(model, hw)
+        bits = fb["lane_lists"]
         out.append({"model": str(path), "dataset": ds, "split": split, "P": P, "accuracy": acc,
                     "cycles_mean": float(c.mean()) + FRAME_OVERHEAD, "cycles_max": int(c.max()) + FRAME_OVERHEAD,
                     "realtime_clock_hz": realtime_clock_hz(int(c.max())), "lower_bound_mean": float(lb.mean()),
-                    "compute_over_bound": float(c.mean() / lb.mean()), "blocks": bits["blocks"],
-                    "empty_blocks": 1 - bits["blocks"] / dense_blocks, "memory_bits": bits["total"]})
+                    "compute_over_bound": float(c.mean() / lb.mean()), "words": bits["words"],
+                    "empty_blocks": 1 - fb["block_sparse"]["words"] / fb["dense"]["words"],
+                    "memory_bits": bits["total"]})
     return out
 
 

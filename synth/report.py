@@ -50,22 +50,25 @@ def _load(p: Path, cmd: str) -> dict:
         raise ReportError(f"{p} is not valid JSON ({e}): run `{cmd}` again") from None
 
 
-def energy(sim: dict, hw_words_bits: int) -> dict:
+def energy(sim: dict) -> dict:
     """Activity-based energy per frame from the RTL's counters of the `make sim` run."""
     sims = sim.get("simulators") or {}
     if not sims:
         raise ReportError("sim.json has no RTL run (it was made with --no-rtl): run `make sim`")
     name, run = next(iter(sims.items()))
-    return energy_from_counters(run["counters_total"], run["frames"], sim["hardware"]["pe_count"], hw_words_bits,
+    from golden.sparse import entry_bits
+    hw = HardwareParams(**sim["hardware"])
+    return energy_from_counters(run["counters_total"], run["frames"], entry_bits(hw), hw.weight_words * entry_bits(hw),
                                 f"RTL counters of `make sim` on {name} ({run['frames']} frames)")
 
 
-def energy_from_counters(c: dict, frames: int, P: int, hw_words_bits: int, source: str) -> dict:
+def energy_from_counters(c: dict, frames: int, read_bits: int, lane_memory_bits: int, source: str) -> dict:
     """Activity-based energy per frame from counter totals over ``frames`` frames (the core's counters: golden's
-    plus ``weight_words``, the stored blocks read), for a weight memory of ``hw_words_bits`` bits and ``P`` PEs."""
-    word_kb = hw_words_bits / 8 / 1024
+    plus ``weight_words``, the words read from the lanes' weight memories), for reads of ``read_bits`` bits (a
+    lane's entry: chunk id and weight) from a lane memory of ``lane_memory_bits`` bits."""
+    word_kb = lane_memory_bits / 8 / 1024
     e_word = ENERGY_PJ["sram64_32kb"] if word_kb > 8 else ENERGY_PJ["sram64_8kb"]
-    scale = P * 4 / 64                                     # our weight word is P x 4 bits; the table's is 64
+    scale = read_bits / 64                                 # a lane's read is read_bits wide; the table's is 64
     parts = {
         "accumulations": c["accumulations"] * ENERGY_PJ["add32"],
         "weight_words": c["weight_words"] * e_word * scale,
@@ -77,8 +80,9 @@ def energy_from_counters(c: dict, frames: int, P: int, hw_words_bits: int, sourc
     return {"from": source, "pj_per_frame": per_frame,
             "total_pj_per_frame": total, "power_w_at_realtime": total * 1e-12 * 100,
             "assumptions": [ENERGY_SOURCE,
-                            f"weight word = {P} x 4 bits, charged as {scale:.2f} of a 64-bit read from a "
-                            f"{'32' if word_kb > 8 else '8'} KB SRAM (our weight memory is {word_kb:.1f} KB)",
+                            f"a lane's weight read = {read_bits} bits, charged as {scale:.2f} of a 64-bit read "
+                            f"from a {'32' if word_kb > 8 else '8'} KB SRAM (a lane's weight memory is "
+                            f"{word_kb:.1f} KB)",
                             "event memory (one write per event, one read per ACC step) and neuron state (16-bit "
                             "words) charged as a quarter of a 64-bit 8 KB SRAM access each",
                             "not modelled: clock tree, control, leakage, the front end; 45 nm figures, no "
@@ -168,8 +172,7 @@ def build(out: Path = REPORT, sim_path: Path | None = None, synth_path: Path | N
             raise ReportError("sim.json has no FSDD run: run `make sim`")
         sim = {**sim["models"]["fsdd"], "hardware": sim["hardware"]}
     synth = _load(Path(synth_path or REPORT / "synth.json"), "make synth")
-    mem_bits = synth["memory_bits"]
-    e = energy(sim, mem_bits["weights"])
+    e = energy(sim)
     th = theoretical(sim)
     cpf = sim["cycles_per_frame"]
     clock = sim["realtime_clock_hz"]
@@ -241,13 +244,13 @@ def markdown(r: dict, sim: dict, synth: dict) -> str:
               "## Synthesis", "",
               "| module | sky130 area (um2) |", "|---|---|"] + [
               f"| {k} | {v['area_um2_sky130']:,.0f} |" for k, v in synth["by_module"].items() if k != "memories"] + [
-              f"| memories ({sum(synth['memory_bits'].values()):,} bits, SRAM estimate) | "
+              f"| memories ({synth['memory_bits']['total']:,} bits, SRAM estimate) | "
               f"{synth['memory_area_um2']['as_sram_estimate']:,.0f} |", "",
               f"sky130 logic {synth['area_um2']['sky130']:.0f} um2 (OSU 0.18 um: "
               f"{synth['area_um2'].get('osu018') or 'not available'} um2), {synth['transistors']:,} transistors (logic), "
               f"iCE40 {synth['ice40']['lut']} LUT4 / {synth['ice40']['ff']} FF / {synth['ice40']['bram']} "
-              f"BRAM; memories {sum(synth['memory_bits'].values()):,} bits "
-              f"({', '.join(f'{k} {v:,}' for k, v in synth['memory_bits'].items())}).", "",
+              f"BRAM; memories {synth['memory_bits']['total']:,} bits "
+              f"({', '.join(f'{k} {v:,}' for k, v in synth['memory_bits'].items() if k != 'total')}).", "",
               "## Plots", ""]
     lines += [f"![{k}]({v})" for k, v in r["plots"].items()]
     return "\n".join(lines) + "\n"

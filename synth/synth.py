@@ -39,7 +39,7 @@ from amaranth.back import rtlil  # noqa: E402
 from golden.data import PROJECT_ROOT  # noqa: E402
 from golden.arith import ceil_div  # noqa: E402
 from golden.params import HardwareParams  # noqa: E402
-from golden.sparse import block_word_bits, index_bits_per_row, max_chunks  # noqa: E402
+from golden.sparse import chunk_bits, index_bits_per_row, max_chunks  # noqa: E402
 from rtl.build import CORE_TOP as TOP  # noqa: E402
 from rtl.core import Core, core_layouts, event_queue_depth  # noqa: E402
 
@@ -153,14 +153,13 @@ def memory_bits(hw: HardwareParams) -> dict:
     """Bits of every memory of the core ``hw`` (its capacities, whatever model it runs)."""
     hw.validate()
     P, T = hw.pe_count, hw.time_steps
-    w = hw.weight_blocks * P * hw.weight_bits
+    w = hw.weight_words * P * hw.weight_bits
     out = {"weights": w,
-           "weight_index": hw.weight_blocks * (block_word_bits(hw) - P * hw.weight_bits)
-           + hw.index_rows * index_bits_per_row(hw),
+           "weight_index": hw.weight_words * P * chunk_bits(hw) + hw.index_rows * index_bits_per_row(hw),
            "neuron_state": (hw.max_layers * ceil_div(hw.max_neurons, P) + ceil_div(hw.max_classes, P))
            * P * hw.max_state_bits,
            "accumulators": max_chunks(hw) * T * P * hw.acc_bits,
-           "event_queue": event_queue_depth(hw) * core_layouts(hw)["queued"].size}
+           "event_queues": P * event_queue_depth(hw) * core_layouts(hw)["queued"].size}
     out["total"] = sum(out.values())
     return out
 
@@ -250,9 +249,12 @@ def synthesize(hw: HardwareParams, work: Path, ice40: bool = True, log=print) ->
                         "bram": int(cells.get("SB_RAM40_4K", 0)), "carry": int(cells.get("SB_CARRY", 0))}
     subs = {k.lstrip("\\").split(".", 1)[1]: float(v["area"]) for k, v in s["modules"].items()
             if k.lstrip("\\").startswith(f"{TOP}.")}
-    names = {"event_generator": "gen", "event_queue": "queue", "block_fetch": "fetch",
-             "pe_array_accumulators": "acc"}
-    by = {g_: {"area_um2_sky130": round(subs.get(n, 0.0), 1), "modules": [n]} for g_, n in names.items()}
+    names = {"event_generator": "gen", "lane_queues": "queue", "lane_fetches": "fetch",
+             "lane_accumulators": "acc"}
+    by = {}
+    for g_, n in names.items():       # a unit per lane: queue0 .. queue{P-1}, ...
+        mods = sorted(k for k in subs if re.fullmatch(rf"{n}\d*", k))
+        by[g_] = {"area_um2_sky130": round(sum(subs[k] for k in mods), 1), "modules": mods}
     by["neuron_sweep_configuration_control"] = {
         "area_um2_sky130": round(float(top_s["area"]) - sum(subs.values()), 1),
         "modules": [TOP], "note": "the top level: configuration registers and checks, the row lookup, the neuron "

@@ -27,7 +27,7 @@ from golden.frontend import features_from_file
 from golden.modelfile import load_model
 from golden.network import run_batch
 from golden.params import HardwareParams
-from golden.sparse import format_bits
+from golden.sparse import memory_bits
 from rtl.build import build_core_verilog
 
 from .core_runner import compare_core, simulate_core
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
                  "cycles_per_frame": {"mean": float(cyc[active].mean()), "max": int(cyc[active].max()),
                                       "lower_bound_mean": float(lb[active].mean())},
                  "realtime_clock_hz": realtime_clock_hz(int(cyc[active].max())),
-                 "memory_bits": format_bits(model, hw)["block_sparse"], "simulators": {}}
+                 "memory_bits": memory_bits(model, hw), "simulators": {}}
         entry["cycles_per_frame"]["over_lower_bound"] = entry["cycles_per_frame"]["mean"] / float(lb[active].mean())
         for sim in [s.strip() for s in args.simulators.split(",") if s.strip()]:
             t = time.perf_counter()

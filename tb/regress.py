@@ -190,8 +190,9 @@ def _spike_levels(lrng, net: NetworkParams, hw: HardwareParams) -> tuple:
 
 def _core_hardware(rng, model: Model, hw: HardwareParams, all_blocks: bool = False, seed: int = 0) -> tuple:
     """The configurable core's version of a configuration (``--core``): multi-level spikes sometimes
-    (:func:`_spike_levels`), shifts limited to what its accumulators hold, some weight blocks emptied (empty blocks
-    and empty rows), and capacities for the core (weight blocks, index rows, accumulator width, largest shift),
+    (:func:`_spike_levels`), shifts limited to what its accumulators hold, some weight blocks emptied (empty lane
+    lists and empty rows), sometimes whole lanes emptied (lanes with very different loads), and capacities for the
+    core (weight words, index rows, accumulator width, largest shift),
     each sometimes exactly what the model needs. Drawn after everything the first accelerator's configuration
     draws, so those stay the same."""
     from golden.sparse import compress
@@ -212,14 +213,23 @@ def _core_hardware(rng, model: Model, hw: HardwareParams, all_blocks: bool = Fal
         keep = rng.random((R, K)) < rng.uniform(0.1, 0.9)
         return w * np.repeat(keep, P, axis=1)[:, :N]
 
-    lws = [LayerWeights(blocky(lw.w_in), blocky(lw.w_rec)) for lw in model.layers]
-    model = Model(net, lws, blocky(model.w_out), model.labels, model.frontend, model.meta)
-    sw = compress(model, P, all_blocks)       # the dense baseline's image stores every block
+    # some matrices lose whole lanes (drawn from a generator of their own, so the draws above stay as they were)
+    lrng = np.random.default_rng([seed, 0x1A9E])
+
+    def skew(w):
+        if P == 1 or lrng.random() < 0.7:
+            return w
+        lanes = lrng.random(P) < lrng.uniform(0.2, 0.8)
+        return w * np.tile(lanes, -(-w.shape[1] // P))[:w.shape[1]]
+
+    lws = [LayerWeights(skew(blocky(lw.w_in)), skew(blocky(lw.w_rec))) for lw in model.layers]
+    model = Model(net, lws, skew(blocky(model.w_out)), model.labels, model.frontend, model.meta)
+    sw = compress(model, P, all_blocks)       # the dense baseline's image stores every weight
     tight = rng.random() < 0.3
     need_acc = max(net.acc_bits(l) for l in range(len(net.layers) + 1))
     need_shift = max([net.readout.in_shift] + [max(lp.in_shift, lp.rec_shift) for lp in net.layers])
     hw = HardwareParams(**{**hw.to_dict(),
-                           "weight_blocks": max(1, sw.blocks) + (0 if tight else int(rng.integers(0, 64))),
+                           "weight_words": max(1, sw.words) + (0 if tight else int(rng.integers(0, 64))),
                            "index_rows": sw.index_rows + (0 if tight else int(rng.integers(0, 64))),
                            "acc_bits": need_acc + (0 if tight else int(rng.integers(0, 5))),
                            "max_shift": need_shift if tight else int(rng.integers(need_shift, 17))}).validate()
@@ -285,7 +295,7 @@ def _bad_write(rng, hw: HardwareParams) -> tuple:
     value too wide for its register, an index entry past the weight memory, or a layer size of 0 (BAD_CONFIG)."""
     from golden.image import (GLOBAL_REGS, LAYER_REGS, REGION_INDEX, REGION_REGS, offset_bits, reg_addr,
                               register_widths)
-    from golden.sparse import block_addr_bits, max_chunks
+    from golden.sparse import count_bits, max_chunks, word_addr_bits
     ob = offset_bits(hw)
     kind = str(rng.choice(["address", "value", "pointer", "config"]))
     if kind == "address":
@@ -295,8 +305,9 @@ def _bad_write(rng, hw: HardwareParams) -> tuple:
         return (REGION_REGS << ob | reg_addr("N_LAYERS"), 1 << register_widths(hw)["N_LAYERS"])
     if kind == "pointer":
         count = min(2, max_chunks(hw))
+        lane = int(rng.integers(0, hw.pe_count))
         return (REGION_INDEX << ob | int(rng.integers(0, hw.index_rows)),
-                (hw.weight_blocks - 1) | count << block_addr_bits(hw))
+                (hw.weight_words - 1) | count << (word_addr_bits(hw) + lane * count_bits(hw)))
     return (REGION_REGS << ob | reg_addr("SIZE", 0), 0)
 
 
@@ -531,7 +542,7 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the build folders of passing runs")
     ap.add_argument("--core", action="store_true",
                     help="run the configurable core (rtl/core.py): each configuration's model loaded at run time, "
-                         "with empty weight blocks and rows")
+                         "with empty weight blocks, lanes and rows")
     ap.add_argument("--no-coverage-check", action="store_true",
                     help="do not fail when a listed corner was never hit (small runs)")
     ap.add_argument("--json", default=str(REPORT), help=f"report path (default {REPORT.relative_to(PROJECT_ROOT)})")

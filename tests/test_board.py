@@ -19,7 +19,7 @@ from rtl.core import Core, core_layouts
 from rtl.uart import uart_bits
 
 HW = HardwareParams(pe_count=4, time_steps=1, max_features=8, max_neurons=12, max_classes=4, max_layers=1,
-                    scan_width=4, weight_blocks=64, index_rows=32, acc_bits=16, max_state_bits=12,
+                    scan_width=4, weight_words=64, index_rows=32, acc_bits=16, max_state_bits=12,
                     max_feature_bits=4)
 
 

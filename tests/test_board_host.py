@@ -67,8 +67,8 @@ def test_dry_run_refuses_to_overwrite_an_input_and_bad_options(tmp_path, capsys)
     assert "input" in capsys.readouterr().err
     assert cli.main(["board", wav, "--model", "fsdd_binary", "--dry-run", str(tmp_path / "x"), "--baud", "5000000"]) == 2
     assert "baud" in capsys.readouterr().err
-    assert cli.main(["board", wav, "--model", "fsdd_binary", "--dry-run", str(tmp_path / "x"), "--weight-blocks", "8"]) == 2
-    assert "weight_blocks" in capsys.readouterr().err
+    assert cli.main(["board", wav, "--model", "fsdd_binary", "--dry-run", str(tmp_path / "x"), "--weight-words", "8"]) == 2
+    assert "weight_words" in capsys.readouterr().err
     assert cli.main(["board", wav, "--model", "fsdd_binary", "--port", "loop://", "--timeout", "0"]) == 2
     assert "--timeout" in capsys.readouterr().err
     # the shipped FSDD model fires multi-level spikes, which the board's bitstream is not built for

@@ -1,4 +1,4 @@
-"""The configurable core (accelerator v2): golden's block-sparse format, configuration map and cycle model, and
+"""The configurable core (accelerator v2): golden's lane-list weight format, configuration map and cycle model, and
 the core itself on Icarus (one Verilog file, models loaded at run time, bit- and cycle-exact)."""
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from golden.image import (FLAGS, REGION_BLOCKS, REGION_INDEX, REGION_REGS, confi
 from golden.model import random_model
 from golden.modelfile import load_model
 from golden.params import HardwareParams, LayerParams, NetworkParams, ParamError, ReadoutParams, ResetMode
-from golden.sparse import compress, format_bits, row_blocks
+from golden.sparse import compress, format_bits, lane_counts, row_blocks
 
 HW = HardwareParams(pe_count=4, time_steps=2, max_features=16, max_neurons=32, max_classes=4, max_layers=2,
-                    scan_width=4, weight_blocks=512, index_rows=160, acc_bits=20, max_state_bits=16,
+                    scan_width=4, weight_words=512, index_rows=160, acc_bits=20, max_state_bits=16,
                     max_spike_level=3)
 
 
@@ -46,25 +46,36 @@ def test_image_of_a_shipped_model_decodes_to_the_same_model(name):
     assert not st["flags"] and config_errors(st["regs"], hw) == []
 
 
-def test_compress_stores_exactly_the_non_empty_blocks(rng):
+def test_compress_stores_exactly_the_non_zero_weights_in_lane_lists(rng):
     model = random_model(small_net(), seed=3, density=0.3)
     sw = compress(model, 4)
     for name, m in sw.matrices.items():
         w = {"out": model.w_out, **{f"in{l}": lw.w_in for l, lw in enumerate(model.layers)},
              **{f"rec{l}": lw.w_rec for l, lw in enumerate(model.layers)}}[name]
         assert np.array_equal(sw.dense(name), w)
-        assert all(np.any(blk != 0) for blk in m.weights)          # nothing empty stored
-        assert np.array_equal(m.count, row_blocks(model, 4)[name])
+        assert np.array_equal(m.count, lane_counts(model, 4)[name])
+        for r in range(m.rows):
+            depth = int(m.count[r].max())
+            assert (m.base[r + 1] if r + 1 < m.rows else m.first_word + m.words) - m.base[r] == depth
+            for p in range(4):
+                seg = slice(m.base[r] - m.first_word, m.base[r] - m.first_word + depth)
+                c = int(m.count[r, p])
+                assert (m.weights[seg, p][:c] != 0).all() and (m.weights[seg, p][c:] == 0).all()
+                assert (np.diff(m.chunk[seg, p][:c]) > 0).all()              # ascending chunk ids
+                assert np.array_equal(w[r, m.chunk[seg, p][:c] * 4 + p], m.weights[seg, p][:c])
+    assert sw.entries == sum(int(np.count_nonzero(a)) for a in model.matrices().values())
     full = compress(model, 4, all_blocks=True)
-    assert full.blocks == sum(m.rows * m.chunks for m in full.matrices.values()) > sw.blocks
+    assert full.words == sum(m.rows * m.chunks for m in full.matrices.values()) > sw.words
+    assert all((m.count == m.chunks).all() for m in full.matrices.values())
     bits = format_bits(model, HW)
-    assert bits["block_sparse"]["weights"] == sw.blocks * 4 * 4
-    assert bits["dense"]["blocks"] == full.blocks
+    assert bits["lane_lists"]["weights"] == sw.words * 4 * 4 and bits["lane_lists"]["words"] == sw.words
+    assert bits["block_sparse"]["words"] == sum(int(v.sum()) for v in row_blocks(model, 4).values())
+    assert bits["dense"]["words"] == full.words
 
 
 def test_model_that_does_not_fit_is_refused_naming_the_field():
     model = random_model(small_net(), seed=0, density=0.5)
-    for hw, field in [(HardwareParams(**{**HW.to_dict(), "weight_blocks": 8}), "weight_blocks"),
+    for hw, field in [(HardwareParams(**{**HW.to_dict(), "weight_words": 8}), "weight_words"),
                       (HardwareParams(**{**HW.to_dict(), "index_rows": 50}), "index_rows"),
                       (HardwareParams(**{**HW.to_dict(), "acc_bits": 8}), "acc_bits"),
                       (HardwareParams(**{**HW.to_dict(), "max_neurons": 16}), "max_neurons")]:
@@ -80,26 +91,34 @@ def test_model_that_does_not_fit_is_refused_naming_the_field():
 def test_decoder_flags_bad_writes():
     ob = offset_bits(HW)
     cases = {"BAD_ADDRESS": (REGION_REGS << ob | 0x0F, 1), "BAD_VALUE": (REGION_REGS << ob | reg_addr("N_LAYERS"), 99),
-             "BAD_POINTER": (REGION_INDEX << ob | 0, 510 | 5 << 9)}
+             "BAD_POINTER": (REGION_INDEX << ob | 0, 510 | 5 << (9 + 4 * 3))}
     for flag, w in cases.items():
         assert decode_image([w], HW)["flags"] == {flag}
         assert decode_image([w, (REGION_REGS << ob | reg_addr("CLEAR"), 0)], HW)["flags"] == set()
     assert decode_image([(3 << ob, 0)], HW)["flags"] == {"BAD_ADDRESS"}
-    assert decode_image([(REGION_BLOCKS << ob | HW.weight_blocks, 0)], HW)["flags"] == {"BAD_ADDRESS"}
+    assert decode_image([(REGION_BLOCKS << ob | HW.weight_words, 0)], HW)["flags"] == {"BAD_ADDRESS"}
     assert config_errors(decode_image([], HW)["regs"], HW)      # a core never configured runs nothing
 
 
 def test_stage_cycles_by_hand():
     hw = HardwareParams(pe_count=4, scan_width=4)
-    # 6 sources in 2 groups: events at 1, 2 (group 0) and 5 (group 1); blocks 2, 0, 3; 8 outputs = 2 chunks
+    # 6 sources in 2 groups: events at 1, 2 (group 0) and 5 (group 1); 8 outputs = 2 chunks. Lane 0's lists of
+    # the rows hold 2, 0, 3 entries, lane 1's 1, 1, 0, lanes 2 and 3 nothing.
     ff = np.array([0, 1, 1, 0, 0, 1], dtype=bool)
-    b = np.array([9, 2, 0, 9, 9, 3])
-    # scan: group 0 costs 2 cycles (events at cycles 0, 1), group 1 one (event at 2): G = 3, last group has one
-    # to the fetch at 1, 2 (empty row: dropped), 3; reads: 1,2 (event 1), 3,4,5 (event 5): end 6; +1 -> x = 7
-    # (the sweep reads chunk 0 at x), one more chunk read, one last update
-    assert int(stage_cycles(ff, None, b, None, 8, hw)) == 7 + 2 + 1
+    c = np.zeros((6, 4), dtype=np.int64)
+    c[:, 0] = [9, 2, 0, 9, 9, 3]
+    c[:, 1] = [9, 1, 1, 9, 9, 0]
+    # scan: group 0 costs 2 cycles (events at cycles 0, 1), group 1 one (event at 2): G = 3, last group has one.
+    # lane 0: events to its fetch at 1, (2: its list is empty), 3; reads 1,2 (event 1), 3,4,5 (event 5): end 6.
+    # lane 1: reads 1 (event 1), 2 (event 2): end 3. x = max(6, 3) + 1 = 7 (the sweep reads chunk 0 at x), one
+    # more chunk read, one last update
+    assert int(stage_cycles(ff, None, c, None, 8, hw)) == 7 + 2 + 1
+    # lanes run independently: lane 1's reads do not delay lane 0's
+    c1 = c.copy()
+    c1[:, 1] = [9, 3, 3, 9, 9, 0]          # lane 1: reads 1..3, 4..6: end 7 -> x = 8
+    assert int(stage_cycles(ff, None, c1, None, 8, hw)) == 8 + 2 + 1
     # nothing active: G = 2 groups of 1 cycle, x = 2
-    assert int(stage_cycles(np.zeros(6, bool), None, b, None, 8, hw)) == 2 + 2 + 1
+    assert int(stage_cycles(np.zeros(6, bool), None, c, None, 8, hw)) == 2 + 2 + 1
 
 
 def test_cycles_grow_with_activity_and_blocks(rng):
@@ -238,8 +257,8 @@ def test_rsnn_image_writes_the_load_image_and_refuses_what_does_not_fit(tmp_path
     model = load_model("models/fsdd.npz")
     back = model_from_image(writes, hw, model)
     assert back.network == model.network and np.array_equal(back.w_out, model.w_out)
-    assert main(["image", "--model", "fsdd", "--weight-blocks", "100", "--out", str(tmp_path / "b.json")]) == 2
-    assert "weight_blocks = 100" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
+    assert main(["image", "--model", "fsdd", "--weight-words", "100", "--out", str(tmp_path / "b.json")]) == 2
+    assert "weight_words = 100" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
     assert main(["image", "--model", "models/fsdd.npz", "--out", "models/fsdd.npz"]) == 2
     assert "reads" in capsys.readouterr().err
 
@@ -347,18 +366,20 @@ def test_core_regression_sample(index, tmp_path):
 
 
 @sim
-def test_a_block_naming_a_chunk_past_its_matrix_is_skipped_and_flagged(tmp_path):
-    """BAD_CHUNK: a stored block whose chunk id is past its matrix's outputs (here block 0, row 0 of the input
-    matrix, rewritten with the last chunk id the core holds) is skipped with the flag set; the frame that met it
-    reports it, and the next frame is refused (the flag is sticky)."""
-    from golden.sparse import chunk_bits, max_chunks
+def test_an_entry_naming_a_chunk_past_its_matrix_is_skipped_and_flagged(tmp_path):
+    """BAD_CHUNK: a lane entry whose chunk id is past its matrix's outputs (here lane 0 of word 0, row 0 of the
+    input matrix, rewritten with the last chunk id the core holds) is skipped with the flag set; the frame that
+    met it reports it, and the next frame is refused (the flag is sticky)."""
+    from golden.sparse import chunk_bits, entry_bits, max_chunks
     from tb.core_runner import simulate_core
     model = random_model(small_net(), seed=10, density=0.9)
     sw = compress(model, HW.pe_count)
-    assert sw.matrices["in0"].count[0] > 0 and max_chunks(HW) - 1 >= sw.matrices["in0"].chunks
-    word = max_chunks(HW) - 1
-    for p, w in enumerate(sw.matrices["in0"].weights[0].tolist()):
-        word |= (w & 0xF) << (chunk_bits(HW) + 4 * p)
+    assert sw.matrices["in0"].count[0, 0] > 0 and max_chunks(HW) - 1 >= sw.matrices["in0"].chunks
+    word = 0
+    m0 = sw.matrices["in0"]
+    for p, (k, w) in enumerate(zip(m0.chunk[0].tolist(), m0.weights[0].tolist())):
+        k = max_chunks(HW) - 1 if p == 0 else k
+        word |= (k | (w & 0xF) << chunk_bits(HW)) << (entry_bits(HW) * p)
     res = simulate_core("icarus", model, HW, [np.full((2, 10), 15)], tmp_path,
                         extra_writes=[(REGION_BLOCKS << offset_bits(HW) | 0, word)])
     assert res.outputs[0]["ran"] == 1 and res.outputs[0]["flags"] == {"BAD_CHUNK"}

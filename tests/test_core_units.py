@@ -168,8 +168,9 @@ def test_block_fetch_reads_one_block_per_cycle_back_to_back(rng):
     assert got["cycles"] <= len(want) + 2      # no bubble between events
 
 
-def test_pe_array_accumulates_blocks_exactly_and_skips_bad_chunks(rng):
-    P, T, ab, K, wb, fb = 4, 2, 16, 5, 4, 4
+@pytest.mark.parametrize("P", [1, 4])     # 1: a lane's accumulator unit in the core
+def test_pe_array_accumulates_blocks_exactly_and_skips_bad_chunks(rng, P):
+    T, ab, K, wb, fb = 2, 16, 5, 4, 4
     blay = data.StructLayout({"chunk": 3, "weights": data.ArrayLayout(signed(wb), P)})
     ilay = data.StructLayout({"block": blay, "payload": fb, "mask": T, "rec": 1})
     dut = AccUnit(ilay, P, T, ab, K + 2, 3)

@@ -349,7 +349,7 @@ def test_defaults_are_the_documented_ones():
     assert dataclasses.asdict(HardwareParams.from_dict({})) == {
         "pe_count": 16, "time_steps": 2, "max_features": 64, "max_neurons": 128, "max_classes": 16,
         "max_layers": 2, "weight_bits": 4, "max_state_bits": 24, "max_feature_bits": 8, "scan_width": 16,
-        "weight_blocks": 4096, "index_rows": 576, "acc_bits": 20, "max_shift": 7, "max_spike_level": 2}
+        "weight_words": 3584, "index_rows": 576, "acc_bits": 20, "max_shift": 7, "max_spike_level": 2}
     d = default_network()
     assert (d.n_features, [lp.size for lp in d.layers], d.readout.size, d.time_steps) == (32, [128, 128], 10, 1)
 

@@ -33,7 +33,7 @@ def test_lint_finds_warnings_without_waivers(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("hw", [HardwareParams(), HardwareParams(pe_count=4, time_steps=1, max_features=12,
                                                                   max_neurons=20, max_classes=5, max_layers=3,
-                                                                  scan_width=8, weight_blocks=100, index_rows=90)],
+                                                                  scan_width=8, weight_words=100, index_rows=90)],
                          ids=["default", "small"])
 def test_core_lint_clean_with_waivers(hw, tmp_path):
     from rtl.build import build_core_verilog

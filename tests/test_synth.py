@@ -5,7 +5,7 @@ from golden.params import HardwareParams, ParamError, default_network
 from synth.synth import SKY130_CELLS, memory_bits, sky130_liberty, synthesize
 
 SMALL = HardwareParams(pe_count=2, time_steps=1, max_features=8, max_neurons=8, max_classes=4, max_layers=2,
-                       scan_width=4, weight_blocks=64, index_rows=40, acc_bits=16, max_state_bits=16)
+                       scan_width=4, weight_words=64, index_rows=40, acc_bits=16, max_state_bits=16)
 
 pytestmark = [pytest.mark.synth, pytest.mark.slow]
 
@@ -28,11 +28,11 @@ def test_every_view_is_reported(small):
     # without the debug word the core is smaller
     assert 0 < r["area_without_debug_um2"]["sky130"] < r["area_um2"]["sky130"]
     by = r["by_module"]
-    parts = [by[k]["area_um2_sky130"] for k in ("event_generator", "event_queue", "block_fetch",
-                                                "pe_array_accumulators", "neuron_sweep_configuration_control")]
+    parts = [by[k]["area_um2_sky130"] for k in ("event_generator", "lane_queues", "lane_fetches",
+                                                "lane_accumulators", "neuron_sweep_configuration_control")]
     assert min(parts) > 0 and sum(parts) == pytest.approx(r["area_um2"]["sky130"], abs=1)
     mb = r["memory_bits"]
-    assert mb["weights"] == hw.weight_blocks * hw.pe_count * 4
+    assert mb["weights"] == hw.weight_words * hw.pe_count * 4
     assert mb["total"] == sum(v for k, v in mb.items() if k != "total")
     assert r["memory_area_um2"]["as_sram_estimate"] == pytest.approx(mb["total"] * 23.28, rel=1e-6)
 
@@ -45,8 +45,8 @@ def test_area_liberty_names_every_cell():
 
 
 def test_memory_bits_refuse_bad_hardware():
-    with pytest.raises(ParamError, match="weight_blocks"):
-        memory_bits(HardwareParams(weight_blocks=0))
+    with pytest.raises(ParamError, match="weight_words"):
+        memory_bits(HardwareParams(weight_words=0))
 
 
 def test_report_from_a_small_run(small, tmp_path, capsys):

@@ -38,7 +38,7 @@ from golden.data import PROJECT_ROOT, DataError, default_data_dir
 from golden.modelfile import load_model, save_model
 from golden.network import run_batch
 from golden.params import HardwareParams
-from golden.sparse import format_bits
+from golden.sparse import entry_bits, memory_bits
 
 __all__ = ["VARIANTS", "jobs", "measure", "collect", "table"]
 
@@ -85,9 +85,9 @@ def measure(model, feats: list, labels: np.ndarray) -> dict:
     tot = {k: v.sum(axis=(0, 1)) for k, v in trace.counters.items()}
     counters = {k: int(v.sum()) for k, v in tot.items()}
     counters["weight_words"] = int(block_reads(model, hw, feats, trace).sum())
-    bits = format_bits(model, hw)["block_sparse"]
-    e = energy_from_counters(counters, frames, hw.pe_count, bits["total"], "golden counters and the core's "
-                             "block reads")
+    bits = memory_bits(model, hw)
+    e = energy_from_counters(counters, frames, entry_bits(hw), hw.weight_words * entry_bits(hw),
+                             "golden counters and the core's lane reads")
     return {"n": len(feats), "correct": int((trace.decisions == labels).sum()), "frames": frames,
             "in_events": [int(x) for x in tot["in_events"]], "rec_events": [int(x) for x in tot["rec_events"]],
             "accumulations": counters["accumulations"], "counters": counters,

@@ -23,6 +23,7 @@ from golden.params import FrontEndParams, ParamError
 
 from .data import FeatureSet, load_features
 from .loop import TrainConfig, model_summary, train
+from .place import place_for_recipe
 from .report import ablation_rows
 
 __all__ = ["Recipe", "RECIPES", "BLOCK_PRUNING", "run_recipe", "with_overrides", "parse_overrides", "variant_name",
@@ -312,7 +313,8 @@ def run_recipe(name: str, data_dir: Path | None = None, models_dir: Path | None 
     cache = os.environ.get("RSNN_TRAIN_PREFIX_CACHE") or None
     stages = train(recipe.config, train_set, test_set, recipe.frontend, LABELS, meta, progress=progress, log=log,
                    prefix_cache=cache)
-    final = stages[-1].model
+    # the neurons' order for the core's lanes (train.place): the same function, fewer cycles
+    final = place_for_recipe(stages[-1].model, recipe, data_dir, log=log)
     final.meta[f"{recipe.test_split}_accuracy_golden"] = stages[-1].accuracy
     path = models_dir / f"{name}.npz"
     size = save_model(final, path)
