@@ -7,6 +7,9 @@
 - :mod:`golden.reference` a plain pure-Python reference of the same semantics
 - :mod:`golden.model`     weights + parameters; :mod:`golden.modelfile` the versioned model file
 - :mod:`golden.frontend`  WAV -> integer features
+- :mod:`golden.sparse`    the configurable core's weight format (per-lane lists); :mod:`golden.image` its
+  configuration map and load image; :mod:`golden.core_cycles` its cycle model; :mod:`golden.placement` the
+  neurons' order for its lanes
 """
 from .arith import IntFormat, floor_shift, leak, saturate
 from .events import Event, EventFormat, count_events, decode_events, frame_events

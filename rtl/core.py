@@ -1,28 +1,32 @@
 """The configurable core (accelerator v2): one elaborated design that runs any model that fits its
 :class:`golden.params.HardwareParams`, loaded at run time through the configuration stream
-(:mod:`golden.image` is the register and memory map), with block-sparse weights (:mod:`golden.sparse`) that it
-skips, and an event-outer datapath with its accumulators in a memory. It runs golden's network
-(:mod:`golden.network`) bit-exactly in the cycles :mod:`golden.core_cycles` predicts.
+(:mod:`golden.image` is the register and memory map), with its weights as per-lane lists of the non-zero weights
+(:mod:`golden.sparse`), and an event-outer datapath whose ``P`` lanes each walk their own lists with their
+accumulators in a memory of their own. It runs golden's network (:mod:`golden.network`) bit-exactly in the cycles
+:mod:`golden.core_cycles` predicts.
 
 One frame: for each stage ``s`` (the recurrent layers, then the readout):
 
-``RUN``    three units work at once, joined by streams:
+``RUN``    the units work at once, joined by streams:
 
            * :class:`EventGen` scans the stage's sources (the frame's features or the spikes of the layer below,
              then the layer's own spikes of the previous frame) ``scan_width`` at a time with a find-first-set:
              one event per cycle, one cycle per group without events;
-           * the row lookup reads each event's index entry ``(base, count)`` and passes the events whose row has
-             stored blocks to the fetch, straight when it is free and nothing waits, else through
-             :class:`EventQueue` (an event on an empty row costs nothing more);
-           * :class:`BlockFetch` issues one weight-memory read per cycle: the blocks of the queued events, back to
-             back; each block goes to :class:`AccUnit`, which adds ``w * payload << shift`` into the accumulators of
-             its chunk for every time step in the event's mask (a read-modify-write of the accumulator memory,
-             whose transparent read port forwards a write to the next block of the same chunk).
+           * the row lookup reads each event's index entry ``(base, count per lane)`` and passes the event to
+             every lane whose list of the row is not empty: straight to the lane's fetch when it is free and
+             nothing waits in the lane, else through the lane's :class:`EventQueue` (a lane with an empty list
+             spends nothing on the event);
+           * each lane's :class:`BlockFetch` issues one read per cycle of the lane's weight memory: the lane's
+             entries of its queued events, back to back; each entry goes to the lane's :class:`AccUnit` (one PE),
+             which adds ``w * payload << shift`` into the lane's accumulators of the entry's chunk for every time
+             step in the event's mask (a read-modify-write of the lane's accumulator memory, whose transparent read
+             port forwards a write to the next entry of the same chunk). The lanes do not wait for each other.
 
-``SWEEP``  as soon as the scan, the lookup, the queue and the fetch are idle (the last accumulation may still be
-           being written), the neuron unit reads each chunk's accumulators and states, runs the ``T`` steps of
-           ``P`` neurons (or the readout's saturating sum and argmax), writes the states back, clears the chunk
-           (its valid bit) and writes the spikes: one chunk per cycle, then one cycle for the last update.
+``SWEEP``  as soon as the scan, the lookup, every queue and every fetch are idle (the last accumulations may still
+           be being written), the neuron unit reads each chunk's accumulators (every lane's) and states, runs the
+           ``T`` steps of ``P`` neurons (or the readout's saturating sum and argmax), writes the states back, clears
+           the chunk (its valid bits) and writes the spikes: one chunk per cycle, then one cycle for the last
+           update.
 
 Spikes of a layer are both the feed-forward input of the next stage (this frame) and the layer's own recurrent
 input (next frame): the scan of stage ``s`` has read the previous frame's spikes before its sweep overwrites them,
@@ -50,11 +54,12 @@ COUNTER_BITS = 32
 #: Deliberate faults of the core, chosen at elaboration (``Core(hw, fault=NAME)``), that the regression must catch
 #: (``make regress REGRESS_ARGS="--core --faults"``): each a plausible bug of one unit. Never used by default.
 CORE_FAULTS = {
-    "acc_not_transparent": "the accumulator memory's read port does not forward a write in flight: a block that "
+    "acc_not_transparent": "the accumulator memories' read ports do not forward a write in flight: an entry that "
                            "follows one to the same chunk reads the old accumulators",
     "valid_not_cleared": "the sweep does not clear the chunk's valid bit: a stage starts from the accumulators of "
                          "the one before",
-    "last_block_dropped": "the fetch reads one block fewer than the row's count when the row has two or more",
+    "last_block_dropped": "a lane's fetch reads one entry fewer than its list's count when it has two or more",
+    "lanes_share_count": "every lane walks lane 0's count of the row instead of its own",
     "sweep_before_drain": "the sweep starts without waiting for the fetch to drain",
     "bypass_ignores_queue": "an event bypasses the queue even when events wait in it (the new event is lost)",
     "rec_uses_in_shift": "recurrent events are scaled by the layer's input shift instead of its recurrent shift",
@@ -63,7 +68,8 @@ CORE_FAULTS = {
     "no_saturation": "the membrane potential wraps around instead of saturating",
     "argmax_last_on_tie": "the readout's argmax takes the highest index of a tie instead of the lowest",
     "cfg_ready_while_busy": "a configuration write is taken while a frame is computed",
-    "bad_index_not_flagged": "an index entry pointing past the weight memory is written without BAD_POINTER",
+    "bad_index_not_flagged": "an index entry whose segment runs past the weight memory is written without "
+                             "BAD_POINTER",
     "counter_skips_last": "the cycles counter does not count the stage's last update cycle (timing is right)",
     "slow_output": "one idle cycle after each output word, outside the cycles counter",
     "hang": "the core never leaves the readout's last update (the testbench's watchdog must fire)",
@@ -542,10 +548,11 @@ class Core(wiring.Component):
             fetch = BlockFetch(lay["queued"], lay["entry"], fb, T, ab_bits, cb_bits, fault)
             m.submodules[f"queue{p}"], m.submodules[f"fetch{p}"] = queue, fetch
             looked = Signal(lay["queued"], name=f"looked{p}")   # the event with the lane's row entry
+            cp = 0 if fault == "lanes_share_count" else p
             m.d.comb += [looked.payload.eq(pend_ev.payload), looked.mask.eq(pend_ev.mask), looked.rec.eq(pend_ev.rec),
-                         looked.base.eq(ir.data.base), looked.count.eq(ir.data.count[p])]
+                         looked.base.eq(ir.data.base), looked.count.eq(ir.data.count[cp])]
             has = Signal(name=f"has{p}")
-            m.d.comb += has.eq(pend & (ir.data.count[p] != 0))
+            m.d.comb += has.eq(pend & (ir.data.count[cp] != 0))
             bypass = Signal(name=f"bypass{p}")
             q_free = Const(1, 1) if fault == "bypass_ignores_queue" else queue.empty
             m.d.comb += bypass.eq(q_free & fetch.q.ready & has)

@@ -4,10 +4,10 @@ Verilator throughput, all side by side in one run on the same FSDD test utteranc
 
 Four runs of the same core (``rtl/core.py``) on Verilator, each bit- and cycle-exact against golden:
 
-* ``sparse``: zero-skip on, block-sparse weights (the normal mode);
-* ``zero_skip_only``: zero-skip on, every block stored (the pruned blocks too);
-* ``sparsity_only``: every source an event (``dense`` input), block-sparse weights;
-* ``dense``: every source an event and every block stored: the same datapath with zero-skip and sparsity off,
+* ``sparse``: zero-skip on, lane lists of the non-zero weights (the normal mode);
+* ``zero_skip_only``: zero-skip on, every weight stored (the pruned ones too: K entries per lane list);
+* ``sparsity_only``: every source an event (``dense`` input), lane lists of the non-zero weights;
+* ``dense``: every source an event and every weight stored: the same datapath with zero-skip and sparsity off,
   and no scan cycle a dense machine would not spend (the scan runs ahead of the fetch and costs nothing extra).
 
 ``dense_over_sparse_cycles`` is dense / sparse; ``zero_skip_saves`` is dense / zero_skip_only and
@@ -38,7 +38,7 @@ from rtl.build import build_core_verilog
 from .core_runner import compare_core, simulate_core
 
 RUNS = {"sparse": (False, False), "zero_skip_only": (False, True), "sparsity_only": (True, False),
-        "dense": (True, True)}    # name -> (dense input, all blocks stored)
+        "dense": (True, True)}    # name -> (dense input, every weight stored)
 
 
 def main(argv=None) -> int:

@@ -186,7 +186,7 @@ def test_golden_change_is_caught(core_run):
 
 @sim
 @pytest.mark.slow
-@pytest.mark.parametrize("fault,run", [("acc_not_transparent", 0), ("last_block_dropped", 0),
+@pytest.mark.parametrize("fault,run", [("acc_not_transparent", 0), ("last_block_dropped", 0), ("lanes_share_count", 0),
                                        ("cfg_ready_while_busy", 0), ("spike_payload_one", 2)])
 def test_injected_core_faults_are_caught(fault, run, core_run, tmp_path):
     """make regress --core --faults in small: a model's stimulus on a core with a deliberate bug (a unit's
