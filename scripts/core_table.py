@@ -1,6 +1,6 @@
 """The configurable core's table over P and over models (pruning levels): golden accuracy on the test split, the
 core's cycles per frame (mean / max, from its cycle model, which the RTL is checked against cycle for cycle), the
-real-time clock, the lower bound, and the bits the model needs in the block-sparse format.
+real-time clock, the lower bound, and the bits the model needs in the core's lane-list format.
 
     python scripts/core_table.py MODEL.npz [MODEL.npz ...] [--pe 1,2,4,8,16,32] [--data DIR] [--split val]
                                  [--json PATH]
@@ -66,7 +66,7 @@ def rows_for(path: Path, pes, data: Path | None = None, split: str = "test") -> 
         out.append({"model": str(path), "dataset": ds, "split": split, "P": P, "accuracy": acc,
                     "cycles_mean": float(c.mean()) + FRAME_OVERHEAD, "cycles_max": int(c.max()) + FRAME_OVERHEAD,
                     "realtime_clock_hz": realtime_clock_hz(int(c.max())), "lower_bound_mean": float(lb.mean()),
-                    "compute_over_bound": float(c.mean() / lb.mean()), "words": bits["words"],
+                    "compute_over_bound": float(c.mean() / lb.mean()), "words": bits["words"], "weights": bits["entries"],
                     "empty_blocks": 1 - fb["block_sparse"]["words"] / fb["dense"]["words"],
                     "memory_bits": bits["total"]})
     return out
@@ -95,12 +95,12 @@ def main(argv=None) -> int:
         print(f"scripts/core_table.py: error: {e}", file=sys.stderr)
         return 2
     print(f"| model | P | {args.split} accuracy | cycles mean | cycles max | real-time clock | compute / bound | "
-          "empty blocks | memory bits |")
+          "non-zero weights | memory bits |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['P']} | {r['accuracy']:.2%} | {r['cycles_mean']:.1f} | "
               f"{r['cycles_max']} | {r['realtime_clock_hz'] / 1e3:.1f} kHz | {r['compute_over_bound']:.2f} | "
-              f"{r['empty_blocks']:.1%} | {r['memory_bits']:,} |")
+              f"{r['weights']:,} | {r['memory_bits']:,} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

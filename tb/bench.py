@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     out["throughput_ratios"] = {"golden_over_verilator": round(tp["golden"] / tp["verilator"], 1),
                                 "verilator_over_icarus": round(tp["verilator"] / tp["icarus"], 1)}
     print(f"dense / sparse: {out['dense_over_sparse_cycles']}x the cycles (zero-skip alone "
-          f"{out['zero_skip_saves']}x, skipping pruned blocks a further {out['pruning_saves']}x); the first "
+          f"{out['zero_skip_saves']}x, skipping the pruned weights a further {out['pruning_saves']}x); the first "
           f"accelerator's definition: {out['accelerator_v1']['cycles_ratio_dense_over_zero_skip']}x")
     print(f"throughput: golden {tp['golden']:.0f}, Verilator {tp['verilator']:.1f}, Icarus {tp['icarus']:.1f} "
           f"frames/s (golden/Verilator {out['throughput_ratios']['golden_over_verilator']}x, Verilator/Icarus "
