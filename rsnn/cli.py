@@ -845,7 +845,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_sim, split="test")
 
     sp = sub.add_parser("image", help="write a model's load image for the configurable core (rtl/core.py)",
-                        description="Write the configuration writes (registers, weight index, weight blocks) that "
+                        description="Write the configuration writes (registers, weight index, weight words) that "
                                     "make the configurable core run a model, for the given hardware; a model "
                                     "that does not fit is refused with the field named.")
     model_opts(sp)
@@ -870,10 +870,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout", type=float, default=2.0, metavar="S",
                     help="seconds to wait for a reply before giving up (default 2)")
     sp.add_argument("--no-load", action="store_true", help="the model is already loaded: send the frames only")
-    sp.add_argument("--pe", type=_at_least(1), default=2, help="the bitstream's P (default 2, as make fpga builds)")
-    sp.add_argument("--scan", type=_at_least(1), default=8, help="the bitstream's scan width (default 8)")
-    sp.add_argument("--weight-words", type=_at_least(1), default=32768,
-                    help="the bitstream's weight-memory depth (default 32768)")
+    from rtl.icebreaker import BOARD_PE, BOARD_SCAN, BOARD_WEIGHT_WORDS
+    sp.add_argument("--pe", type=_at_least(1), default=BOARD_PE,
+                    help=f"the bitstream's P (default {BOARD_PE}, as make fpga builds)")
+    sp.add_argument("--scan", type=_at_least(1), default=BOARD_SCAN,
+                    help=f"the bitstream's scan width (default {BOARD_SCAN})")
+    sp.add_argument("--weight-words", type=_at_least(1), default=BOARD_WEIGHT_WORDS,
+                    help=f"the bitstream's weight-memory depth (default {BOARD_WEIGHT_WORDS})")
     sp.set_defaults(func=cmd_board)
 
     sp = sub.add_parser("train", help="train the shipped models from scratch (seeded) and export them",

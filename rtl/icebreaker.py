@@ -28,12 +28,18 @@ CLOCK_HZ = 12e6        # the iCEBreaker's oscillator
 BOARD_MODELS = ("fsdd_binary", "arabic_digits")
 
 
-def board_hardware(pe: int = 2, scan: int = 8, weight_words: int = 16384,
+#: the bitstream's P, scan width and weight-memory depth (``make fpga``, ``rsnn board`` and the tests default to them)
+BOARD_PE, BOARD_SCAN, BOARD_WEIGHT_WORDS = 1, 8, 32768
+
+
+def board_hardware(pe: int = BOARD_PE, scan: int = BOARD_SCAN, weight_words: int = BOARD_WEIGHT_WORDS,
                    max_spike_level: int = 1) -> HardwareParams:
     """Capacities that hold the board's models (:data:`BOARD_MODELS`: T = 1, 40 features of 4 bits, 2 layers of up to 128 neurons,
     10 classes, 14-bit accumulators needed: 16 held; binary spikes unless ``max_spike_level`` says more) with the
-    weight memory in the UP5K's SPRAM: at P = 2 each lane's memory is 16,384 entries of 10 bits (a 6-bit chunk id
-    and a weight), one SPRAM (16K x 16) each, 2 of the 4 (Arabic digits needs 14,881 words)."""
+    weight memory in the UP5K's SPRAM. One lane (P = 1): with the lane lists a second lane's queue, fetch,
+    accumulators and neuron update do not fit the UP5K (P = 2 needed 5,817 of its 5,280 logic cells); the lane's
+    memory is 32,768 entries of 11 bits (a 7-bit chunk id and a weight), 2 of the 4 SPRAMs (16K x 16 each; Arabic
+    digits needs 27,776)."""
     return HardwareParams(pe_count=pe, time_steps=1, max_features=40, max_neurons=128, max_classes=10,
                           max_layers=2, scan_width=scan, weight_words=weight_words, index_rows=576,
                           max_feature_bits=4, acc_bits=16, max_spike_level=max_spike_level)

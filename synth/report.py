@@ -83,7 +83,8 @@ def energy_from_counters(c: dict, frames: int, read_bits: int, lane_memory_bits:
                             f"a lane's weight read = {read_bits} bits, charged as {scale:.2f} of a 64-bit read "
                             f"from a {'32' if word_kb > 8 else '8'} KB SRAM (a lane's weight memory is "
                             f"{word_kb:.1f} KB)",
-                            "event memory (one write per event, one read per ACC step) and neuron state (16-bit "
+                            "event memory (the index read of each event, and the lane queues, charged one access "
+                            "per lane read of the weights) and neuron state (16-bit "
                             "words) charged as a quarter of a 64-bit 8 KB SRAM access each",
                             "not modelled: clock tree, control, leakage, the front end; 45 nm figures, no "
                             "technology scaling (the seed is 28 nm)"]}

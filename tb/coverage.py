@@ -30,6 +30,8 @@ CORNERS.update({
     "spike_level_clipped": "the core: a potential of D + 1 thresholds or more in a layer of D >= 2 levels (the "
                            "level is clipped at D)",
     "multi_level_reset_zero": "the core: a spike of level 2 or more in a layer with reset = zero",
+    "lane_idle_in_stage": "the core: a stage in which some lanes read entries and another lane reads none",
+    "lane_skew": "the core: a stage whose busiest lane reads at least twice the mean lane's entries (and 4 or more)",
     "readout_sat_high": "a class potential saturated high",
     "readout_sat_low": "a class potential saturated low",
     "all_spike_frame": "a frame in which every neuron of a layer (of 2 or more) fired",
@@ -172,6 +174,15 @@ class Coverage:
         for j in range(len(idx) - 1):                                # ran to its end, the next one right after
             whole = res.kept[idx[j]] == len(cfg.utterances[idx[j]]) and idx[j + 1] == idx[j] + 1
             h["first_with_live_state"] += int(whole and np.abs(trace.potentials[j]).sum() > 0)
+        if stim.get("core"):       # each lane walks its own lists: stages where the lanes' loads differ
+            from golden.core_cycles import _stages
+            act, stages = _stages(model, hw, utts, trace, bool(stim.get("dense")), bool(stim.get("all_blocks")))
+            for ff, rec, c_ff, c_rec, _ in stages:
+                lanes = ff.astype(np.int64) @ c_ff + (0 if rec is None else rec.astype(np.int64) @ c_rec)
+                busy = lanes.sum(-1) > 0
+                h["lane_idle_in_stage"] += int((busy & (lanes == 0).any(-1) & act).sum())
+                h["lane_skew"] += int(((lanes.max(-1) >= 4) & (lanes.max(-1) * P >= 2 * lanes.sum(-1)) & busy
+                                       & act).sum())
         h[f"time_steps_{T}"] += frames
         h["features_at_capacity"] += frames * (net.n_features == hw.max_features)
         h["classes_at_capacity"] += frames * (net.readout.size == hw.max_classes)

@@ -39,7 +39,7 @@ def test_board_link_bit_level_matches_golden_and_survives_malformed_packets(simu
 @pytest.mark.slow
 def test_board_link_runs_the_shipped_fsdd_model_on_real_speech(tmp_path):
     """The quick version of `make board-sim`: the shipped FSDD model loaded over the UART of the board top at the
-    bitstream's capacities (7,447 CONFIG packets: its load image), one real test utterance streamed, a malformed packet before
+    bitstream's capacities (13,115 CONFIG packets: its load image), one real test utterance streamed, a malformed packet before
     its fourth frame; every frame's decision equals golden's."""
     from conftest import real_data
     from golden.data import PROJECT_ROOT, read_manifest
@@ -54,7 +54,7 @@ def test_board_link_runs_the_shipped_fsdd_model_on_real_speech(tmp_path):
     r = simulate_board("verilator", model, board_hardware(), [utt], tmp_path, divisor=4,
                        bad_packets=[(3, packet(CMD["FRAME"], b"\x00"))])
     from golden.image import load_image
-    assert r["config_packets"] == len(load_image(model, board_hardware())) == 7447
+    assert r["config_packets"] == len(load_image(model, board_hardware())) == 13115
     assert len(r["acks"]) == r["config_packets"] and r["acks"][-1] == b"\x00"
     assert r["errors"] == [2]
     assert r["decisions"] == r["golden"] and len(r["golden"]) == len(utt)
