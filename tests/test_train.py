@@ -335,6 +335,10 @@ def test_a_recipe_run_saves_the_model_its_report_describes(tmp_path, monkeypatch
     assert rep["model_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert rep["model_bytes"] == path.stat().st_size
     assert set(rep["platform"]) == {"torch", "threads", "cpu_capability", "machine", "kernel_settings", "pinned_isa"}
+    last = rep["ablation"][-1]         # the core's format: at most 16 weights a word, 4 bits each and a chunk id
+    assert last["nonzero_weights"] <= 16 * last["lane_list_words"] <= 16 * last["nonzero_weights"]
+    assert last["lane_list_bits"] > 16 * 4 * last["lane_list_words"]
+    assert "lane-list bits at P = 16" in markdown("tiny", rep)
     model = load_model(path)
     test = [features_from_file(u.path, model.frontend) for u in read_manifest(d, "test")]
     labels = [int(u.label) for u in read_manifest(d, "test")]

@@ -425,17 +425,22 @@ def _pruning_stages(cfg, twin, stages, rng, train_set, test_set, frontend, label
 
 
 def model_summary(model: Model) -> dict:
-    """Sizes of a model: stored bytes, weights, non-zeros, and its blocks and bits in the block-sparse format
-    (:func:`train.report.block_sparse_bits` at P = 16)."""
+    """Sizes of a model: stored bytes, weights, non-zeros, its blocks and bits in the block-sparse format
+    (:func:`train.report.block_sparse_bits` at P = 16), and its words and bits in the core's lane-list format
+    (:func:`golden.sparse.format_bits` at P = 16, before the lane placement)."""
+    from golden.params import HardwareParams
+    from golden.sparse import format_bits
     from .report import REPORT_P, block_sparse_bits
     data = model_to_bytes(model)
     bs = block_sparse_bits(model, REPORT_P)
+    ll = format_bits(model, HardwareParams(pe_count=REPORT_P))["lane_lists"]     # the core's format
     return {"stored_bytes": len(data), "weights": model.total_weights(), "nonzero_weights": model.nonzero_weights(),
             "layer_sizes": [lp.size for lp in model.network.layers],
             "block_P": bs["P"], "blocks": bs["blocks"], "stored_blocks": bs["stored_blocks"],
             "stored_blocks_per_matrix": {k: m["stored_blocks"] for k, m in bs["matrices"].items()},
             "blocks_per_matrix": {k: m["blocks"] for k, m in bs["matrices"].items()},
-            "block_sparse_bits": bs["bits"], "block_sparse_index_bits": bs["index_bits_total"]}
+            "block_sparse_bits": bs["bits"], "block_sparse_index_bits": bs["index_bits_total"],
+            "lane_list_words": ll["words"], "lane_list_bits": ll["total"]}
 
 
 def dumps(obj) -> str:

@@ -115,6 +115,8 @@ def ablation_rows(stages: list, float32_dense_bytes: int) -> list:
                 row["empty_block_fraction"] = round(1 - s["stored_blocks"] / s["blocks"], 4)
             if "block_reads_per_inference" in s:
                 row["block_reads_per_inference"] = s["block_reads_per_inference"]
+            if "lane_list_bits" in s:    # reports written before the lane lists have none
+                row.update({k: s[k] for k in ("lane_list_words", "lane_list_bits")})
         else:
             row.update({"stored_bytes": float32_dense_bytes, "bytes_vs_float32_dense_percent": 0.0})
         rows.append(row)
@@ -158,12 +160,16 @@ def markdown(name: str, rep: dict) -> str:
            "| block-sparse bits (index) | block reads per utterance |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = rep["ablation"]
+    lanes = any("lane_list_bits" in r for r in rows)     # the core's format: a column when the report has it
+    if lanes:
+        out[-2] += " lane-list bits at P = 16 (words) |"
+        out[-1] += "---|"
     shipped = _blocks_of_model_file(rep) if rows and "stored_blocks" not in rows[-1] else None
     for i, r in enumerate(rows):
         title = STAGE_TITLES.get(r["stage"], r["stage"])
         if "weights" not in r:
             out.append(f"| {title} | {_pct(r['accuracy'])} | {', '.join(map(str, rep['config']['hidden']))} | "
-                       f"dense | 0 | {r['stored_bytes']:,} | - | - | - | - | - | - |")
+                       f"dense | 0 | {r['stored_bytes']:,} | - | - | - | - | - | - |" + (" - |" if lanes else ""))
             continue
         b = r if "stored_blocks" in r else (shipped if i == len(rows) - 1 else None)
         out.append(
@@ -175,7 +181,9 @@ def markdown(name: str, rep: dict) -> str:
             f"{r['synaptic_ops_per_inference']:,.0f} ({_pct(r['synaptic_ops_vs_dense'])}) | "
             + (f"{b['stored_blocks']:,} / {b['blocks']:,} ({_per_layer(b['stored_blocks_per_matrix'])}) | "
                f"{b['block_sparse_bits']:,} ({b['block_sparse_index_bits']:,}) |" if b else "- | - |")
-            + (f" {r['block_reads_per_inference']:,.0f} |" if "block_reads_per_inference" in r else " - |"))
+            + (f" {r['block_reads_per_inference']:,.0f} |" if "block_reads_per_inference" in r else " - |")
+            + ((f" {r['lane_list_bits']:,} ({r['lane_list_words']:,}) |" if "lane_list_bits" in r else " - |")
+               if lanes else ""))
     ts = rep.get("time_steps_ablation")
     if ts:
         levels = max((rep.get("config") or {}).get("spike_levels") or [1])
