@@ -112,7 +112,8 @@ def _blocks(model: Model, hw: HardwareParams, all_blocks: bool) -> dict:
 
 def _stages(model: Model, hw: HardwareParams, utterances, trace: BatchTrace | None, dense: bool,
             all_blocks: bool):
-    """(active frames (B, F_max), [(activity ff, activity rec or None, blocks ff, blocks rec or None, outputs)]
+    """(active frames (B, F_max), [(activity ff, activity rec or None, lane counts ff (n_ff, P), lane counts rec
+    or None, outputs)]
     per stage, readout last)."""
     net = model.network
     if trace is None:

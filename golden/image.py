@@ -29,7 +29,9 @@ Status flags (bit: name), on the ``status`` port and in every result word:
 * 1 BAD_VALUE (sticky): a register value wider than the register; it is ignored.
 * 2 BAD_POINTER (sticky): an index entry whose segment runs past the weight memory (base + the largest of its
   counts) or one of whose counts exceeds the chunks of any matrix; it is ignored.
-* 3 BAD_CHUNK (sticky): while computing, a lane's entry named a chunk past its matrix's outputs; it was skipped.
+* 3 BAD_CHUNK (sticky): while computing, a lane's entry named a chunk at or past ``ceil(N / P)`` of its matrix's
+  ``N`` outputs; it was skipped. (An entry of a lane past ``N`` in the last chunk is added to an accumulator no
+  neuron reads: harmless, and only a hand-made image has one.)
 * 4 BAD_CONFIG (not sticky): the registers do not describe a network this core runs (:func:`config_errors`
   names which). A frame taken while BAD_CONFIG or any sticky flag is set is not computed: its result word says so.
 """
@@ -142,7 +144,9 @@ def load_image(model: Model, hw: HardwareParams, all_blocks: bool = False) -> li
     lane = (1 << wb) - 1
     for m in sw.matrices.values():
         for r in range(m.rows):
-            entry = int(m.base[r])
+            # an empty row's base is never read: 0 (its segment's address may be the word past a full memory,
+            # which the base field cannot hold when the capacity is a power of two)
+            entry = int(m.base[r]) if m.count[r].any() else 0
             for p, c in enumerate(m.count[r].tolist()):
                 entry |= int(c) << (ab + p * cb)
             writes.append((REGION_INDEX << ob | m.index_base + r, entry))

@@ -27,6 +27,8 @@ __all__ = ["permute_neurons", "source_rates", "neuron_loads", "balance", "place_
 def permute_neurons(model: Model, perms) -> Model:
     """``model`` with layer ``l``'s neuron ``i`` moved to position ``j`` where ``perms[l][j] == i`` (one
     permutation per hidden layer). Computes the same function."""
+    if len(perms) != len(model.layers):
+        raise ValueError(f"{len(perms)} perms for a model of {len(model.layers)} hidden layers: one per layer")
     layers = []
     for l, lw in enumerate(model.layers):
         p = np.asarray(perms[l], dtype=np.int64)

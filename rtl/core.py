@@ -215,10 +215,10 @@ class EventQueue(wiring.Component):
 
 
 class BlockFetch(wiring.Component):
-    """Walks the queued events' stored blocks: one weight-memory read per cycle, the blocks of one event back to
-    back, the next event's first block on the cycle after its last (no bubble while the queue is not empty).
-    ``o`` carries each block with its event's payload, mask and segment, one cycle after the read (it must
-    always be taken). ``idle``: nothing loaded and nothing in flight."""
+    """Walks the queued events' words (in the core: a lane's entries of each event's row): one weight-memory read
+    per cycle, the words of one event back to back, the next event's first on the cycle after its last (no bubble
+    while the queue is not empty). ``o`` carries each word with its event's payload, mask and segment, one cycle
+    after the read (it must always be taken). ``idle``: nothing loaded and nothing in flight."""
 
     def __init__(self, qlayout, blayout, fb: int, T: int, ab: int, cb: int, fault: str | None = None):
         self.qlayout, self.blayout, self.fault = qlayout, blayout, fault
@@ -508,7 +508,7 @@ class Core(wiring.Component):
         m.d.comb += [gen.ff_sel.eq(Mux(self.dense, len(srcs) - 1, stage)),
                      gen.rec_sel.eq(Mux(self.dense, len(srcs) - 1, stage + 1)),
                      gen.n_ff.eq(n_ff), gen.n_rec.eq(n_rec)]
-        # row lookup: the index entry of each event (one cycle), then into the queue when the row has blocks
+        # row lookup: the index entry of each event (one cycle), then to the lanes whose lists of the row are not empty
         idx_ff = Array([lr[0]["IN_INDEX_BASE"]] + [lr[l]["IN_INDEX_BASE"] for l in range(1, Lmax)]
                        + [g["OUT_INDEX_BASE"]])
         idx_rec = Array([lr[l]["REC_INDEX_BASE"] for l in range(Lmax)] + [Const(0, widths["REC_INDEX_BASE"])])

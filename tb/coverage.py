@@ -177,12 +177,14 @@ class Coverage:
         if stim.get("core"):       # each lane walks its own lists: stages where the lanes' loads differ
             from golden.core_cycles import _stages
             act, stages = _stages(model, hw, utts, trace, bool(stim.get("dense")), bool(stim.get("all_blocks")))
-            for ff, rec, c_ff, c_rec, _ in stages:
+            for ff, rec, c_ff, c_rec, n_out in stages:
                 lanes = ff.astype(np.int64) @ c_ff + (0 if rec is None else rec.astype(np.int64) @ c_rec)
+                lanes = lanes[..., :min(P, n_out)]      # the lanes that own an output of the stage
+                n = lanes.shape[-1]
                 busy = lanes.sum(-1) > 0
                 h["lane_idle_in_stage"] += int((busy & (lanes == 0).any(-1) & act).sum())
-                h["lane_skew"] += int(((lanes.max(-1) >= 4) & (lanes.max(-1) * P >= 2 * lanes.sum(-1)) & busy
-                                       & act).sum())
+                h["lane_skew"] += int(((lanes.max(-1) >= 4) & (lanes.max(-1) * n >= 2 * lanes.sum(-1)) & busy
+                                       & act).sum()) * (n > 1)
         h[f"time_steps_{T}"] += frames
         h["features_at_capacity"] += frames * (net.n_features == hw.max_features)
         h["classes_at_capacity"] += frames * (net.readout.size == hw.max_classes)

@@ -304,10 +304,11 @@ def _bad_write(rng, hw: HardwareParams) -> tuple:
     if kind == "value":
         return (REGION_REGS << ob | reg_addr("N_LAYERS"), 1 << register_widths(hw)["N_LAYERS"])
     if kind == "pointer":
-        count = min(2, max_chunks(hw))
         lane = int(rng.integers(0, hw.pe_count))
-        return (REGION_INDEX << ob | int(rng.integers(0, hw.index_rows)),
-                (hw.weight_words - 1) | count << (word_addr_bits(hw) + lane * count_bits(hw)))
+        row = REGION_INDEX << ob | int(rng.integers(0, hw.index_rows))
+        if max_chunks(hw) >= 2:     # a segment of 2 words from the last word: one past the memory
+            return row, (hw.weight_words - 1) | 2 << (word_addr_bits(hw) + lane * count_bits(hw))
+        return row, 1 << (word_addr_bits(hw) + hw.pe_count * count_bits(hw))   # a bit past the entry's fields
     return (REGION_REGS << ob | reg_addr("SIZE", 0), 0)
 
 

@@ -384,3 +384,28 @@ def test_an_entry_naming_a_chunk_past_its_matrix_is_skipped_and_flagged(tmp_path
                         extra_writes=[(REGION_BLOCKS << offset_bits(HW) | 0, word)])
     assert res.outputs[0]["ran"] == 1 and res.outputs[0]["flags"] == {"BAD_CHUNK"}
     assert res.outputs[1]["ran"] == 0 and res.outputs[1]["flags"] == {"BAD_CHUNK"}
+
+
+def test_an_image_that_fills_the_weight_memory_exactly_decodes_to_its_model():
+    """A trailing empty row's segment starts at the word past the last one; when the model fills a memory of a
+    power-of-two depth exactly, that address does not fit the base field: the image writes base 0 for an empty
+    row (its base is never read) instead of spilling the top bit into lane 0's count."""
+    from golden.model import LayerWeights
+    for seed in range(2000):
+        model = random_model(small_net(T=1), seed=seed, density=0.05 + (seed % 90) / 100)
+        w_out = model.w_out.copy()
+        w_out[-1] = 0                                          # the last row of the last matrix: empty
+        model = model.replace(w_out=w_out)
+        words = compress(model, 2).words
+        if words & (words - 1) == 0:                           # a power of two
+            break
+    else:
+        pytest.fail("no seed gave a power-of-two word count")
+    hw = HardwareParams(**{**HW.to_dict(), "pe_count": 2, "weight_words": words, "max_spike_level": 1})
+    writes = load_image(model, hw)
+    st = decode_image(writes, hw)
+    assert not st["flags"]
+    back = model_from_image(writes, hw, model)
+    assert np.array_equal(back.w_out, model.w_out)
+    for a, b in zip(model.layers, back.layers):
+        assert np.array_equal(a.w_in, b.w_in) and np.array_equal(a.w_rec, b.w_rec)

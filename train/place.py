@@ -33,7 +33,8 @@ def place_for_recipe(model: Model, recipe, data_dir: Path, P: int = PLACEMENT_PE
     for split in recipe.train_splits:
         feats += load_features(data_dir, split, LABELS, recipe.frontend).feats
     placed, _ = place_lanes(model, feats, P)
-    placed.meta["lane_placement"] = {"pe_count": P, "activity": f"clean {'+'.join(recipe.train_splits)} split(s)"}
+    placed = placed.replace(meta={**placed.meta, "lane_placement": {
+        "pe_count": P, "activity": f"clean {'+'.join(recipe.train_splits)} split(s)"}})   # the input's meta untouched
     log(f"placed the neurons for {P} lanes by their activity on {len(feats)} training utterances")
     return placed
 

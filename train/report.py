@@ -162,7 +162,7 @@ def markdown(name: str, rep: dict) -> str:
     rows = rep["ablation"]
     lanes = any("lane_list_bits" in r for r in rows)     # the core's format: a column when the report has it
     if lanes:
-        out[-2] += " lane-list bits at P = 16 (words) |"
+        out[-2] += " lane-list bits at P = 16 before the lane placement (words) |"
         out[-1] += "---|"
     shipped = _blocks_of_model_file(rep) if rows and "stored_blocks" not in rows[-1] else None
     for i, r in enumerate(rows):
