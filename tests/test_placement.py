@@ -45,6 +45,8 @@ def test_a_permutation_computes_the_same_function(rng, levels):
     assert np.array_equal(moved.w_out[np.argsort(perms[1])], model.w_out)
     with pytest.raises(ValueError, match="perms"):
         permute_neurons(model, [np.zeros(22, dtype=int), perms[1]])
+    with pytest.raises(ValueError, match="one per layer"):
+        permute_neurons(model, perms + [np.arange(13)])
 
 
 def test_balance_deals_each_neuron_once_and_evens_the_lanes():
