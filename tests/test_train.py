@@ -919,3 +919,27 @@ def test_ablation_variants_set_their_spikes_whatever_the_recipe():
             for cfg in (r.config, r.loso_config) if r.loso_config else (r.config,):
                 assert set(cfg.spike_levels) == {want[v][0]} and cfg.time_steps == want[v][1], (name, v)
     assert RECIPES["fsdd"].config.spike_levels == (2, 2) == RECIPES["fsdd"].loso_config.spike_levels
+
+
+def test_a_cut_or_foreign_feature_cache_file_is_computed_again(tmp_path, monkeypatch):
+    """Two runs at once (a run reading the cache while another writes it) or a crash must not break training: the
+    cache is written whole and renamed, and a file that is not a whole cache is ignored and rewritten."""
+    import train.data as td
+    from conftest import write_wav
+    monkeypatch.setattr(td, "CACHE", tmp_path / "cache")
+    data = tmp_path / "data"
+    (data / "wav").mkdir(parents=True)
+    rows = ["path,speaker,digit,official_split"]
+    for i in range(2):
+        write_wav(data / "wav" / f"{i}.wav", tone(300 + 200 * i, 0.3, 8000), 8000)
+        rows.append(f"wav/{i}.wav,s{i},{i},train")
+    (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    first = td.load_features(data, "train", ("0", "1"), FrontEndParams())
+    (cached,) = list((tmp_path / "cache").glob("features-*.npz"))
+    assert not list((tmp_path / "cache").glob("*.tmp"))
+    whole = cached.read_bytes()
+    for bad in (whole[:len(whole) // 2], b"not a zip file", b""):
+        cached.write_bytes(bad)
+        again = td.load_features(data, "train", ("0", "1"), FrontEndParams())
+        assert all(np.array_equal(a, b) for a, b in zip(first.feats, again.feats))
+        assert cached.read_bytes() != bad                  # rewritten whole

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,11 +88,8 @@ def load_features(data_dir, split, labels, frontend: FrontEndParams, label_colum
                       len(utts), 1] + ([speed] if speed and copies else [])
                      + ([["vtlp", vtlp]] if vtlp and copies else []), sort_keys=True)
     path = CACHE / f"features-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
-    if cache and path.is_file():
-        z = np.load(path)
-        flat, offsets = z["flat"], z["offsets"]
-        feats = [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
-    else:
+    feats = _cached(path) if cache else None
+    if feats is None:
         feats = []
         for copy in range(copies + 1):
             for i, u in enumerate(utts):
@@ -101,12 +101,30 @@ def load_features(data_dir, split, labels, frontend: FrontEndParams, label_colum
                         alpha = np.random.default_rng([seed, copy, i, 0x7C1]).uniform(1 - vtlp, 1 + vtlp)
                         fb = vtlp_filterbank(frontend, alpha)
                 feats.append(features(x, rate, frontend, fb))
-        if cache:
+        if cache:      # written whole, then renamed: a run reading it meanwhile sees no file or all of it
             CACHE.mkdir(parents=True, exist_ok=True)
             offsets = np.cumsum([0] + [len(f) for f in feats])
-            np.savez(path, flat=np.concatenate(feats), offsets=offsets)
+            with tempfile.NamedTemporaryFile(dir=CACHE, prefix=path.stem + ".", suffix=".tmp", delete=False) as f:
+                np.savez(f, flat=np.concatenate(feats), offsets=offsets)
+            os.replace(f.name, path)
     lab = np.array([index[u.label] for u in utts] * (copies + 1), dtype=np.int64)
     return FeatureSet(feats, lab, [u.speaker for u in utts] * (copies + 1), [str(u.path) for u in utts] * (copies + 1))
+
+
+def _cached(path: Path):
+    """The features a cache file holds, or None when it is missing or not a whole cache file (then they are
+    computed again and the file rewritten)."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as fh:      # our handle: closed whatever np.load raises
+            z = np.load(fh, allow_pickle=False)
+            flat, offsets = z["flat"], z["offsets"]
+    except (OSError, ValueError, KeyError, AttributeError, TypeError, zipfile.BadZipFile, EOFError):
+        return None
+    if offsets.ndim != 1 or len(offsets) < 1 or offsets[-1] != len(flat):
+        return None
+    return [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
 def to_tensor(feats: list) -> tuple[torch.Tensor, torch.Tensor]:
