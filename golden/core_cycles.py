@@ -44,7 +44,8 @@ from .network import BatchTrace, run_batch
 from .params import HardwareParams
 from .sparse import lane_counts
 
-__all__ = ["core_cycle_counts", "core_max_frame_cycles", "stage_cycles", "block_reads", "QUEUE_LATENCY",
+__all__ = ["core_cycle_counts", "core_max_frame_cycles", "stage_cycles", "block_reads", "source_activity",
+           "QUEUE_LATENCY",
            "FETCH_DRAIN"]
 
 QUEUE_LATENCY = 1    # scan cycle -> a lane's fetch can take the event (row lookup; it bypasses an empty queue)
@@ -91,7 +92,10 @@ def stage_cycles(ff: np.ndarray, rec: np.ndarray | None, c_ff: np.ndarray, c_rec
     return x + ceil_div(n_out, hw.pe_count) + 1
 
 
-def _activity(model: Model, utterances, trace: BatchTrace):
+def source_activity(model: Model, utterances, trace: BatchTrace):
+    """Which sources are events, per frame: the input features (``x != 0``, (B, F_max, n_features)), each layer's
+    neurons that fired in the frame (``fired``, per layer (B, F_max, N_l)) and in the frame before (``prev``:
+    the layer's recurrent events). Frames past an utterance's end are padding: mask them with ``trace.lengths``."""
     net = model.network
     B, F = len(trace.lengths), int(trace.lengths.max())
     x = np.zeros((B, F, net.n_features), dtype=np.int64)
@@ -118,7 +122,7 @@ def _stages(model: Model, hw: HardwareParams, utterances, trace: BatchTrace | No
     net = model.network
     if trace is None:
         trace = run_batch(model, utterances)
-    feat, fired, prev = _activity(model, utterances, trace)
+    feat, fired, prev = source_activity(model, utterances, trace)
     F, L = int(trace.lengths.max()), len(net.layers)
     active = np.arange(F)[None, :] < trace.lengths[:, None]
     rb = _blocks(model, hw, all_blocks)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .arith import ceil_div
+from .core_cycles import source_activity
 from .model import LayerWeights, Model
 from .network import run_batch
 
@@ -44,17 +45,8 @@ def source_rates(model: Model, utterances) -> tuple[list, list]:
     """Per layer, the rate (over the frames of ``utterances``) at which each source of its input is an event, and
     at which each of its neurons spiked in the previous frame (its recurrent sources)."""
     trace = run_batch(model, utterances)
-    F = int(trace.lengths.max())
-    active = np.arange(F)[None, :] < trace.lengths[:, None]
-    x = np.zeros(active.shape + (model.network.n_features,), dtype=bool)
-    for b, u in enumerate(utterances):
-        x[b, :len(u)] = np.asarray(u) != 0
-    fired = [s.any(axis=2) for s in trace.spikes]                 # (B, F, N_l)
-    prev = []
-    for f in fired:
-        p = np.zeros_like(f)
-        p[:, 1:] = f[:, :-1]
-        prev.append(p)
+    active = np.arange(int(trace.lengths.max()))[None, :] < trace.lengths[:, None]
+    x, fired, prev = source_activity(model, utterances, trace)
     rates_ff = [x[active].mean(0)] + [f[active].mean(0) for f in fired[:-1]]
     rates_rec = [p[active].mean(0) for p in prev]
     return rates_ff, rates_rec

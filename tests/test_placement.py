@@ -88,7 +88,11 @@ def test_place_command(tmp_path, capsys):
     src = tmp_path / "m.npz"
     save_model(load_model("models/fsdd.npz"), src)
     assert main([str(src), "--recipe", "fsdd", "--out", str(src)]) == 2
-    assert "--out is the input" in capsys.readouterr().err
+    assert "input model file" in capsys.readouterr().err
+    assert main([str(src), "--recipe", "fsdd", "--out", str(tmp_path)]) == 2          # a folder
+    assert "not a regular file" in capsys.readouterr().err
+    assert main([str(src), "--recipe", "fsdd", "--out", str(tmp_path / "no" / "o.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "no").exists()
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a model")
     assert main([str(bad), "--recipe", "fsdd", "--out", str(tmp_path / "o.npz")]) == 2

@@ -826,17 +826,22 @@ def test_vtlp_filterbank_is_the_front_end_s_at_one_and_moves_the_bands_otherwise
     assert len(mel_band_edges(p)) == p.n_mels + 2
 
 
-def test_vtlp_warps_only_the_augmented_copies(tmp_path, monkeypatch):
-    import train.data as td
+def _train_tones(data, n: int, seconds: float):
+    """A data folder of ``n`` tones (300, 500, ... Hz, digit i, speaker si), all in the train split."""
     from conftest import write_wav
-    monkeypatch.setattr(td, "CACHE", tmp_path / "cache")
-    data = tmp_path / "data"
     (data / "wav").mkdir(parents=True)
     rows = ["path,speaker,digit,official_split"]
-    for i in range(3):
-        write_wav(data / "wav" / f"{i}.wav", tone(300 + 200 * i, 0.4, 8000), 8000)
+    for i in range(n):
+        write_wav(data / "wav" / f"{i}.wav", tone(300 + 200 * i, seconds, 8000), 8000)
         rows.append(f"wav/{i}.wav,s{i},{i},train")
     (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return data
+
+
+def test_vtlp_warps_only_the_augmented_copies(tmp_path, monkeypatch):
+    import train.data as td
+    monkeypatch.setattr(td, "CACHE", tmp_path / "cache")
+    data = _train_tones(tmp_path / "data", 3, 0.4)
     plain = td.load_features(data, "train", ("0", "1", "2"), FrontEndParams(), copies=1, seed=3)
     warped = td.load_features(data, "train", ("0", "1", "2"), FrontEndParams(), copies=1, seed=3, vtlp=0.2)
     for i in range(3):
@@ -925,15 +930,8 @@ def test_a_cut_or_foreign_feature_cache_file_is_computed_again(tmp_path, monkeyp
     """Two runs at once (a run reading the cache while another writes it) or a crash must not break training: the
     cache is written whole and renamed, and a file that is not a whole cache is ignored and rewritten."""
     import train.data as td
-    from conftest import write_wav
     monkeypatch.setattr(td, "CACHE", tmp_path / "cache")
-    data = tmp_path / "data"
-    (data / "wav").mkdir(parents=True)
-    rows = ["path,speaker,digit,official_split"]
-    for i in range(2):
-        write_wav(data / "wav" / f"{i}.wav", tone(300 + 200 * i, 0.3, 8000), 8000)
-        rows.append(f"wav/{i}.wav,s{i},{i},train")
-    (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    data = _train_tones(tmp_path / "data", 2, 0.3)
     first = td.load_features(data, "train", ("0", "1"), FrontEndParams())
     (cached,) = list((tmp_path / "cache").glob("features-*.npz"))
     assert not list((tmp_path / "cache").glob("*.tmp"))

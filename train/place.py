@@ -6,7 +6,7 @@ applies it to a model file.
 The activity that weighs each neuron is measured on the recipe's training splits, clean (no augmented copies).
 Placement never changes what the model computes (every decision and readout potential is the same, the test
 accuracy too); it changes only how evenly the core's lanes share the weight reads, so the cycles per frame.
-``OUT`` must not be the input (nothing given is overwritten).
+``OUT`` must not be the input (nothing given is overwritten), and its folder must exist.
 """
 from __future__ import annotations
 
@@ -48,8 +48,11 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=None, help="the data set's folder (default ../shared/data/<set>)")
     p.add_argument("--pe", type=int, default=PLACEMENT_PE, help=f"lanes to place for (default {PLACEMENT_PE})")
     a = p.parse_args(argv)
-    if a.out.resolve() == a.model.resolve():
-        print("error: --out is the input model file; write the placed model elsewhere", file=sys.stderr)
+    from rsnn.cli import CliError, check_output
+    try:     # before any work: not over the input, a regular file in a folder that exists
+        out = check_output(a.out, [("the input model file", a.model)], option="--out")
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     if not 1 <= a.pe <= 256:
         print(f"error: --pe {a.pe} not in 1..256", file=sys.stderr)
@@ -61,7 +64,7 @@ def main(argv=None) -> int:
     except (ModelFileError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    size = save_model(placed, a.out)
+    size = save_model(placed, out)
     print(f"wrote {a.out} ({size} bytes)")
     return 0
 
