@@ -29,7 +29,7 @@ BOARD_MODELS = ("fsdd_binary", "arabic_digits")
 
 
 #: the bitstream's P, scan width and weight-memory depth (``make fpga``, ``rsnn board`` and the tests default to them)
-BOARD_PE, BOARD_SCAN, BOARD_WEIGHT_WORDS = 1, 8, 32768
+BOARD_PE, BOARD_SCAN, BOARD_WEIGHT_WORDS = 1, 8, 49152
 
 
 def board_hardware(pe: int = BOARD_PE, scan: int = BOARD_SCAN, weight_words: int = BOARD_WEIGHT_WORDS,
@@ -38,8 +38,8 @@ def board_hardware(pe: int = BOARD_PE, scan: int = BOARD_SCAN, weight_words: int
     10 classes, 14-bit accumulators needed: 16 held; binary spikes unless ``max_spike_level`` says more) with the
     weight memory in the UP5K's SPRAM. One lane (P = 1): with the lane lists a second lane's queue, fetch,
     accumulators and neuron update do not fit the UP5K (P = 2 needed 5,817 of its 5,280 logic cells); the lane's
-    memory is 32,768 entries of 11 bits (a 7-bit chunk id and a weight), 2 of the 4 SPRAMs (16K x 16 each; Arabic
-    digits needs 27,776)."""
+    memory is 49,152 entries of 11 bits (a 7-bit chunk id and a weight), 3 of the 4 SPRAMs (16K x 16 each; Arabic
+    digits needs 33,330 since issue #18's 40 % sparsity, more than the 2 SPRAMs of before)."""
     return HardwareParams(pe_count=pe, time_steps=1, max_features=40, max_neurons=128, max_classes=10,
                           max_layers=2, scan_width=scan, weight_words=weight_words, index_rows=576,
                           max_feature_bits=4, acc_bits=16, max_spike_level=max_spike_level)

