@@ -16,10 +16,10 @@ float64 and deterministic:
    weight ``1 / N``) is subtracted, and the frame's mean over bands of ``m`` added back::
 
        m[f, b] = m[f-1, b] + (dB[f, b] - m[f-1, b]) / min(f + 1, N)        (m[-1, b] = 0)
-       dB[f, b] -> dB[f, b] - m[f, b] + mean over b of m[f, b]
+       dB[f, b] -> dB[f, b] - s * (m[f, b] - mean over b of m[f, b])        (s = band_norm_strength, default 1)
 
-   A speaker's or a microphone's lasting spectral shape goes; the level (what the quantizer's reference follows)
-   stays.
+   A speaker's or a microphone's lasting spectral shape goes (the part ``s`` of it); the level (what the
+   quantizer's reference follows) stays.
 6. **Noise gate** (only when ``noise_gate_db > 0``; off by default): each band tracks its own noise floor, a
    running minimum that may rise by at most ``noise_rise_db`` per frame, and passes only where it stands at least
    ``noise_gate_db`` above it::
@@ -173,15 +173,17 @@ def log_mel(x: np.ndarray, p: FrontEndParams, filterbank: np.ndarray | None = No
 
 def band_norm(db: np.ndarray, p: FrontEndParams) -> np.ndarray:
     """Step 5: ``db`` (F, n_mels) with each band's causal running mean removed and the frame's mean of those means
-    added back; ``db`` itself when it is off (``band_norm_frames == 0``)."""
+    added back (the part ``band_norm_strength`` of that shape); ``db`` itself when it is off
+    (``band_norm_frames == 0``)."""
     n = p.band_norm_frames
     if not n or len(db) == 0:
         return db
+    s = p.band_norm_strength
     out = np.empty_like(db)
     m = np.zeros(db.shape[1])
     for f in range(len(db)):
         m = m + (db[f] - m) / min(f + 1, n)
-        out[f] = db[f] - m + m.mean()
+        out[f] = db[f] - m + m.mean() if s == 1.0 else db[f] - s * (m - m.mean())
     return out
 
 

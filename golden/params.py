@@ -320,6 +320,9 @@ class FrontEndParams(_Json):
         each band's running mean over the last ``band_norm_frames`` frames or so (the mean of all frames so far
         until there are that many) is subtracted and the frame's mean over bands of those means added back, so a
         voice's or a microphone's lasting spectral shape is removed and the level stays.
+    band_norm_strength : float
+        1 (the default): the band normalisation removes the whole running shape. A value ``s`` in (0, 1) removes
+        only that part of it, ``dB - s * (m - mean(m))``, keeping some of what a known voice's spectrum says.
 
     Fields added after models were shipped (the noise gate) are written by :meth:`to_dict` only when they differ
     from their defaults, so a model file that does not use them keeps its bytes.
@@ -338,9 +341,10 @@ class FrontEndParams(_Json):
     noise_gate_db: float = 0.0
     noise_rise_db: float = 0.1
     band_norm_frames: int = 0
+    band_norm_strength: float = 1.0
 
     #: Written by :meth:`to_dict` only when not at their defaults (see above).
-    RECORDED_WHEN_SET = ("noise_gate_db", "noise_rise_db", "band_norm_frames")
+    RECORDED_WHEN_SET = ("noise_gate_db", "noise_rise_db", "band_norm_frames", "band_norm_strength")
 
     def to_dict(self) -> dict:
         out = super().to_dict()
@@ -381,6 +385,10 @@ class FrontEndParams(_Json):
         _num(f"{where}.floor_db", self.floor_db, -200.0, 200.0)
         _num(f"{where}.noise_gate_db", self.noise_gate_db, 0.0, 100.0)
         _int(f"{where}.band_norm_frames", self.band_norm_frames, 0, 10_000)
+        _num(f"{where}.band_norm_strength", self.band_norm_strength, 0.0, 1.0)
+        if self.band_norm_strength == 0.0:
+            raise ParamError(f"{where}.band_norm_strength must be above 0 (to turn the normalisation off, set "
+                             f"band_norm_frames = 0)")
         _num(f"{where}.noise_rise_db", self.noise_rise_db, 0.0, 100.0)
         return self
 

@@ -1,4 +1,6 @@
 """The audio front end on audio the tests synthesise, and on a real FSDD file when the data is there."""
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile
@@ -7,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from conftest import real_data, tone, write_wav
 from golden.frontend import (AudioError, features, features_from_file, log_mel, mel_filterbank, noise_gate,
                              quantize, read_audio)
-from golden.params import FrontEndParams
+from golden.params import FrontEndParams, ParamError
 
 P = FrontEndParams()
 
@@ -122,6 +124,26 @@ def test_band_norm_by_hand_and_removes_a_lasting_tilt():
     assert np.allclose(band_norm(x + tilt, q), band_norm(x, q))
     assert "band_norm_frames" not in FrontEndParams().to_dict()
     assert FrontEndParams(band_norm_frames=5).to_dict()["band_norm_frames"] == 5
+
+
+def test_band_norm_strength_removes_that_part_of_the_shape():
+    from golden.frontend import band_norm
+    db = np.array([[0.0, 10.0], [4.0, 10.0], [8.0, 20.0]])
+    # means as above: [0, 10]; [2, 10]; [5, 15]; m - mean(m): [-5, 5]; [-4, 4]; [-5, 5]; out = db - s (m - mean m)
+    half = FrontEndParams(n_mels=2, band_norm_frames=2, band_norm_strength=0.5)
+    assert np.allclose(band_norm(db, half), [[2.5, 7.5], [6.0, 8.0], [10.5, 17.5]])
+    full = FrontEndParams(n_mels=2, band_norm_frames=2)
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 5, (40, 6))
+    # s = 1 is the plain normalisation, to the bit (shipped models use it); s interpolates linearly
+    assert np.array_equal(band_norm(x, dataclasses.replace(full, band_norm_strength=1.0)), band_norm(x, full))
+    q = dataclasses.replace(half, n_mels=6)
+    assert np.allclose(band_norm(x, q), 0.5 * x + 0.5 * band_norm(x, dataclasses.replace(q, band_norm_strength=1.0)))
+    assert "band_norm_strength" not in full.to_dict()
+    assert half.to_dict()["band_norm_strength"] == 0.5
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ParamError, match="band_norm_strength"):
+            FrontEndParams(band_norm_frames=2, band_norm_strength=bad).validate()
 
 
 @pytest.mark.parametrize("noise_level", [3e-3, 3e-2, 0.3])

@@ -345,7 +345,7 @@ def test_defaults_are_the_documented_ones():
     assert dataclasses.asdict(fe) == {
         "sample_rate": 8000, "n_mels": 32, "win_ms": 25.0, "hop_ms": 10.0, "fmin_hz": 50.0, "fmax_hz": 4000.0,
         "feature_bits": 4, "range_db": 30.0, "release_db": 0.2, "floor_db": -10.0, "noise_gate_db": 0.0,
-        "noise_rise_db": 0.1, "band_norm_frames": 0}
+        "noise_rise_db": 0.1, "band_norm_frames": 0, "band_norm_strength": 1.0}
     assert dataclasses.asdict(HardwareParams.from_dict({})) == {
         "pe_count": 16, "time_steps": 2, "max_features": 64, "max_neurons": 128, "max_classes": 16,
         "max_layers": 2, "weight_bits": 4, "max_state_bits": 24, "max_feature_bits": 8, "scan_width": 16,
