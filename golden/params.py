@@ -322,7 +322,8 @@ class FrontEndParams(_Json):
         voice's or a microphone's lasting spectral shape is removed and the level stays.
     band_norm_strength : float
         1 (the default): the band normalisation removes the whole running shape. A value ``s`` in (0, 1) removes
-        only that part of it, ``dB - s * (m - mean(m))``, keeping some of what a known voice's spectrum says.
+        only that part of it, ``dB - s * (m - mean(m))``, keeping some of what a known voice's spectrum says
+        (the shipped FSDD model: 0.5). Only with ``band_norm_frames > 0``; otherwise it must stay 1.
 
     Fields added after models were shipped (the noise gate) are written by :meth:`to_dict` only when they differ
     from their defaults, so a model file that does not use them keeps its bytes.
@@ -389,6 +390,10 @@ class FrontEndParams(_Json):
         if self.band_norm_strength == 0.0:
             raise ParamError(f"{where}.band_norm_strength must be above 0 (to turn the normalisation off, set "
                              f"band_norm_frames = 0)")
+        if self.band_norm_frames == 0 and self.band_norm_strength != 1.0:
+            raise ParamError(f"{where}.band_norm_strength ({self.band_norm_strength!r}) acts only with the "
+                             f"normalisation on: with band_norm_frames = 0 leave it at 1 (or set band_norm_frames "
+                             f"above 0)")
         _num(f"{where}.noise_rise_db", self.noise_rise_db, 0.0, 100.0)
         return self
 

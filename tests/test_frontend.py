@@ -144,6 +144,9 @@ def test_band_norm_strength_removes_that_part_of_the_shape():
     for bad in (0.0, -0.5, 1.5):
         with pytest.raises(ParamError, match="band_norm_strength"):
             FrontEndParams(band_norm_frames=2, band_norm_strength=bad).validate()
+    # a strength with the normalisation off would do nothing but be recorded: refused, naming the fix
+    with pytest.raises(ParamError, match="band_norm_strength .* band_norm_frames = 0"):
+        FrontEndParams(band_norm_strength=0.5).validate()
 
 
 @pytest.mark.parametrize("noise_level", [3e-3, 3e-2, 0.3])
